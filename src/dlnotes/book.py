@@ -1,0 +1,108 @@
+"""Build the bilingual site: re-execute stale chapters, then Jupyter Book 1 once per language."""
+
+from __future__ import annotations
+
+import html
+import shutil
+from pathlib import Path
+
+from .run import ChapterError, list_chapters, refresh_prose, run_chapter, staleness, write_atomic
+
+__all__ = ["LANGUAGES", "build_book", "build_language", "update_catalogs", "write_root_index"]
+
+# Sphinx language code → folder of the site. English is the source language of the prose.
+LANGUAGES = {"en": "en", "zh_CN": "zh"}
+
+
+def build_language(book: Path, out: Path, language: str, *, builder: str = "html") -> None:
+    """Build ``book`` in ``language`` into ``out`` with Jupyter Book 1, Sphinx warnings as errors."""
+    from jupyter_book.sphinx import build_sphinx
+
+    overrides = {
+        "external_toc_path": str(book / "_toc.yml"),
+        "latex_individualpages": False,
+        "language": language,
+        "html_search_language": language.split("_")[0],
+    }
+    doctrees = out.parent / f".doctrees-{builder}-{language}"
+    result = build_sphinx(
+        book, out, noconfig=True, path_config=str(book / "_config.yml"), confoverrides=overrides,
+        doctreedir=doctrees, builder=builder, warningiserror=True, keep_going=True,
+        freshenv=True, quiet=True,
+    )
+    if result != 0:
+        raise ChapterError(
+            f"the {language} {builder} build of {book} failed ({result!r}); "
+            "the Sphinx warnings above say where"
+        )
+
+
+def write_root_index(site: Path, languages) -> Path:
+    """Write the site's root page, which links each language's book."""
+    names = {"en": "English", "zh_CN": "简体中文"}
+    links = "\n".join(
+        f'<li><a href="{LANGUAGES[lang]}/index.html" hreflang="{lang.replace("_", "-")}">'
+        f"{html.escape(names[lang])}</a></li>"
+        for lang in languages
+    )
+    page = f"""<!DOCTYPE html>
+<html lang="en"><head><meta charset="utf-8"><title>dlnotes</title>
+<meta name="viewport" content="width=device-width, initial-scale=1">
+<style>body{{font-family:system-ui,sans-serif;max-width:36rem;margin:4rem auto;line-height:1.5}}
+li{{font-size:1.3rem;margin:.4rem 0}}</style></head>
+<body><h1>dlnotes</h1>
+<p>Executable deep-learning reports · 可执行的深度学习实验报告</p>
+<ul>
+{links}
+</ul></body></html>
+"""
+    write_atomic(site / "index.html", page)
+    return site / "index.html"
+
+
+def build_book(
+    root: Path,
+    *,
+    output: Path | None = None,
+    execute: bool = True,
+    profile: str = "quick",
+    languages=None,
+) -> Path:
+    """Bring every report up to date, then build the site; return the site folder.
+
+    A chapter whose report is missing or whose code changed is re-executed at ``profile``; one
+    whose prose alone changed gets the new prose without re-execution.
+    """
+    book = root / "book"
+    for chapter in list_chapters(root):
+        reason = staleness(root, chapter)
+        if reason and not execute:
+            raise ChapterError(
+                f"the report of {chapter} is {reason}: run `dlnotes run {chapter}` or drop --no-execute"
+            )
+        if reason:
+            print(f"{chapter}: report {reason}, executing at profile {profile}")
+            run_chapter(root, chapter, profile=profile)
+        elif refresh_prose(root, chapter):
+            print(f"{chapter}: prose refreshed from the source")
+    site = Path(output) if output else book / "_build" / "site"
+    languages = languages or list(LANGUAGES)
+    for language in languages:
+        target = site / LANGUAGES[language]
+        if target.exists():
+            shutil.rmtree(target)
+        print(f"building the {language} site in {target}")
+        build_language(book, target, language)
+    write_root_index(site, languages)
+    return site
+
+
+def update_catalogs(root: Path) -> list[str]:
+    """Extract the book's messages and update the zh_CN catalogs; return sphinx-intl's report."""
+    from sphinx_intl import basic
+
+    book = root / "book"
+    pot = root / "build" / "gettext"
+    build_language(book, pot, "en", builder="gettext")
+    basic.update(str(book / "locales"), str(pot), ("zh_CN",))
+    return [f"updated catalogs in {book / 'locales'} from {pot}"]

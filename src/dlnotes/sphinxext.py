@@ -1,0 +1,102 @@
+"""Sphinx extension for the book: a link to the other language on every page, and the overview
+table built from every chapter's metrics JSON beside the lab reports' numbers.
+
+Enabled in ``book/_config.yml`` (``sphinx.extra_extensions``).
+"""
+
+from __future__ import annotations
+
+import html
+import json
+from pathlib import Path
+
+import yaml
+from docutils import nodes
+from sphinx.util.docutils import SphinxDirective
+
+__all__ = ["setup", "twin_link", "OverviewTable"]
+
+# The language a page is in → (folder of the other language, label of the link, its lang tag).
+_TWIN = {"en": ("zh", "中文", "zh-CN"), "zh_CN": ("en", "English", "en")}
+
+_HEADERS = {
+    "en": ["Chapter", "Quantity", "Lab report", "Ours", "Profile, device"],
+    "zh_CN": ["章节", "指标", "实验报告", "本书", "配置与设备"],
+}
+_MISSING = {"en": "not run yet", "zh_CN": "尚未运行"}
+
+
+def twin_link(pagename: str, language: str) -> str:
+    """Return the HTML of the link from ``pagename`` to the same page in the other language."""
+    folder, label, lang = _TWIN.get(language, _TWIN["en"])
+    href = "../" * (pagename.count("/") + 1) + f"{folder}/{pagename}.html"
+    return (
+        f'<div class="dlnotes-lang-switch" style="text-align:right;font-size:.9em">'
+        f'<a class="dlnotes-twin" href="{html.escape(href)}" hreflang="{lang}" lang="{lang}">'
+        f"{label}</a></div>"
+    )
+
+
+def _add_twin_link(app, pagename, templatename, context, doctree):
+    if doctree is not None and "body" in context:
+        context["body"] = twin_link(pagename, app.config.language or "en") + context["body"]
+
+
+def _format(value, fmt: str) -> str:
+    if value is None:
+        return "—"
+    if isinstance(value, str):
+        return value
+    return format(value, fmt)
+
+
+class OverviewTable(SphinxDirective):
+    """``{dlnotes-overview}`` with the path of the references YAML as its argument."""
+
+    required_arguments = 1
+
+    def run(self):
+        language = self.config.language if self.config.language in _HEADERS else "en"
+        ref_path = Path(self.env.relfn2path(self.arguments[0], self.env.docname)[1])
+        self.env.note_dependency(str(ref_path))
+        rows = yaml.safe_load(ref_path.read_text(encoding="utf-8"))
+        chapters = Path(self.env.srcdir) / "chapters"
+        body = []
+        for row in rows:
+            report = chapters / f"{row['chapter']}.ipynb"
+            metrics_file = chapters / f"{row['chapter']}.metrics.json"
+            self.env.note_dependency(str(metrics_file))
+            if metrics_file.exists():
+                metrics = json.loads(metrics_file.read_text())
+                ours = _format(metrics.get(row["ours"]), row.get("format", ".3f"))
+                meta = json.loads(report.read_text()).get("metadata", {}).get("dlnotes", {})
+                where = f"{meta.get('profile', '?')}, {meta.get('device', '?').split(',')[0]}"
+            else:
+                ours, where = _MISSING[language], "—"
+            label = row["label"][language] if isinstance(row["label"], dict) else row["label"]
+            lab = _format(row.get("lab_report"), row.get("format", ".3f"))
+            body.append([row["chapter"], label, lab, ours, where])
+        return [_table(_HEADERS[language], body)]
+
+
+def _table(headers: list[str], rows: list[list[str]]) -> nodes.table:
+    table = nodes.table(classes=["dlnotes-overview"])
+    group = nodes.tgroup(cols=len(headers))
+    table += group
+    group.extend(nodes.colspec(colwidth=1) for _ in headers)
+    for part, lines in ((nodes.thead(), [headers]), (nodes.tbody(), rows)):
+        for line in lines:
+            row = nodes.row()
+            for cell in line:
+                entry = nodes.entry()
+                entry += nodes.paragraph(text=str(cell))  # no source: gettext leaves it alone
+                row += entry
+            part += row
+        group += part
+    return table
+
+
+def setup(app):
+    app.connect("html-page-context", _add_twin_link)
+    app.add_directive("dlnotes-overview", OverviewTable)
+    return {"parallel_read_safe": True, "parallel_write_safe": True, "version": "1"}

@@ -1,0 +1,142 @@
+"""Figures and animations: decision boundaries, GIFs, and displays that survive the static book.
+
+Every function returns its figure or bytes and styles through ``plt.rc_context``; none changes
+global matplotlib state.
+"""
+
+from __future__ import annotations
+
+import base64
+import html
+import io
+import tempfile
+from collections.abc import Sequence
+from pathlib import Path
+
+import matplotlib
+import numpy as np
+import torch
+from matplotlib import pyplot as plt
+from matplotlib.animation import FuncAnimation, PillowWriter
+from matplotlib.colors import BoundaryNorm
+
+__all__ = [
+    "boundary_grid",
+    "predict_grid",
+    "plot_boundary",
+    "animate_boundary",
+    "animation_gif",
+    "figure_png",
+    "gif_gallery",
+]
+
+# Ten flat bands of P(y=1): flat colours keep GIFs small and make the 0.5 line easy to read.
+_LEVELS = np.linspace(0.0, 1.0, 11)
+_CMAP = matplotlib.colormaps["RdBu_r"].resampled(10)
+_NORM = BoundaryNorm(_LEVELS, _CMAP.N)
+_STYLE = {"figure.dpi": 64, "font.size": 9, "axes.titlesize": 10}
+
+
+def boundary_grid(X: np.ndarray | torch.Tensor, n: int = 120, pad: float = 0.5):
+    """Return (points, extent) for an n×n grid around the 2-D data X.
+
+    ``points`` is a float32 tensor of shape (n*n, 2), row-major from the bottom-left corner;
+    ``extent`` is (xmin, xmax, ymin, ymax) for ``imshow``.
+    """
+    X = torch.as_tensor(X, dtype=torch.float32)
+    lo, hi = X.min(0).values - pad, X.max(0).values + pad
+    xs, ys = torch.linspace(lo[0], hi[0], n), torch.linspace(lo[1], hi[1], n)
+    gy, gx = torch.meshgrid(ys, xs, indexing="ij")
+    points = torch.stack([gx.reshape(-1), gy.reshape(-1)], dim=1)  # (n*n, 2)
+    return points, (lo[0].item(), hi[0].item(), lo[1].item(), hi[1].item())
+
+
+@torch.inference_mode()
+def predict_grid(model: torch.nn.Module, points: torch.Tensor) -> np.ndarray:
+    """Return P(y=1) of a one-logit binary model on a square grid of points, as an (n, n) array."""
+    n = int(round(len(points) ** 0.5))
+    device = next(model.parameters()).device
+    was_training = model.training
+    model.eval()
+    prob = torch.sigmoid(model(points.to(device)).float()).reshape(n, n)
+    model.train(was_training)
+    return np.nan_to_num(prob.cpu().numpy(), nan=0.5)
+
+
+def _draw_boundary(ax, prob, extent, X, y):
+    image = ax.imshow(prob, origin="lower", extent=extent, cmap=_CMAP, norm=_NORM,
+                      interpolation="nearest", aspect="auto")
+    ax.scatter(X[:, 0], X[:, 1], c=np.asarray(y).reshape(-1), cmap="coolwarm", s=6,
+               edgecolors="k", linewidths=0.2)
+    ax.set(xlim=extent[:2], ylim=extent[2:], xlabel="$x_1$", ylabel="$x_2$")
+    return image
+
+
+def plot_boundary(prob: np.ndarray, extent, X, y, *, ax=None, title: str | None = None):
+    """Return a figure of the predicted P(y=1) over the plane with the data points on top."""
+    with plt.rc_context(_STYLE):
+        if ax is None:
+            fig, ax = plt.subplots(figsize=(3.2, 3.0))
+        else:
+            fig = ax.figure
+        _draw_boundary(ax, prob, extent, np.asarray(X), y)
+        if title:
+            ax.set_title(title)
+    return fig
+
+
+def animate_boundary(frames: np.ndarray, extent, X, y, titles: Sequence[str], *, interval: int = 120):
+    """Return a FuncAnimation of decision boundaries over training; frames has shape (T, n, n)."""
+    with plt.rc_context(_STYLE):
+        fig, ax = plt.subplots(figsize=(3.0, 2.8))
+        image = _draw_boundary(ax, frames[0], extent, np.asarray(X), y)
+        title = ax.set_title(titles[0])
+        fig.tight_layout()
+
+    def update(i):
+        image.set_data(frames[i])
+        title.set_text(titles[i])
+        return image, title
+
+    anim = FuncAnimation(fig, update, frames=len(frames), interval=interval, blit=False)
+    plt.close(fig)
+    return anim
+
+
+def animation_gif(anim: FuncAnimation, fps: int = 8) -> bytes:
+    """Return the animation encoded as a looping GIF."""
+    # PillowWriter writes to a path only, so go through a temporary file.
+    with tempfile.TemporaryDirectory() as tmp:
+        path = Path(tmp) / "anim.gif"
+        anim.save(path, writer=PillowWriter(fps=fps))
+        return path.read_bytes()
+
+
+def figure_png(fig, dpi: int = 100) -> bytes:
+    """Return the figure rendered as PNG bytes."""
+    buffer = io.BytesIO()
+    fig.savefig(buffer, format="png", dpi=dpi, bbox_inches="tight")
+    return buffer.getvalue()
+
+
+def gif_gallery(gifs: dict[str, bytes], fallback_png: bytes | None = None, columns: int = 4) -> dict:
+    """Return a display bundle: an HTML grid of captioned GIFs, with a PNG for non-HTML outputs.
+
+    Pass it to ``IPython.display.display(bundle, raw=True)``. The HTML embeds the GIFs as data
+    URIs, so the page needs no kernel, no file beside it and no network.
+    """
+    cells = "".join(
+        f'<figure style="margin:0;text-align:center">'
+        f'<img src="data:image/gif;base64,{base64.b64encode(data).decode()}" '
+        f'style="width:100%" alt="{html.escape(name)}"/>'
+        f'<figcaption>{html.escape(name)}</figcaption></figure>'
+        for name, data in gifs.items()
+    )
+    grid = (
+        f'<div style="display:grid;grid-template-columns:repeat({columns},minmax(0,1fr));'
+        f'gap:6px">{cells}</div>'
+    )
+    bundle = {"text/html": grid}
+    if fallback_png is not None:
+        bundle["image/png"] = base64.b64encode(fallback_png).decode()
+    return bundle
