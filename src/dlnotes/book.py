@@ -26,9 +26,17 @@ def build_language(book: Path, out: Path, language: str, *, builder: str = "html
     }
     doctrees = out.parent / f".doctrees-{builder}-{language}"
     result = build_sphinx(
-        book, out, noconfig=True, path_config=str(book / "_config.yml"), confoverrides=overrides,
-        doctreedir=doctrees, builder=builder, warningiserror=True, keep_going=True,
-        freshenv=True, quiet=True,
+        book,
+        out,
+        noconfig=True,
+        path_config=str(book / "_config.yml"),
+        confoverrides=overrides,
+        doctreedir=doctrees,
+        builder=builder,
+        warningiserror=True,
+        keep_going=True,
+        freshenv=True,
+        quiet=True,
     )
     if result != 0:
         raise ChapterError(

@@ -23,9 +23,13 @@ def pick_device(name: str = "auto") -> torch.device:
             return torch.device("mps")
         return torch.device("cpu")
     if name == "cuda" and not torch.cuda.is_available():
-        raise RuntimeError("DEVICE='cuda' was asked for but no CUDA device is visible; use 'auto' or 'cpu'")
+        raise RuntimeError(
+            "DEVICE='cuda' was asked for but no CUDA device is visible; use 'auto' or 'cpu'"
+        )
     if name == "mps" and not torch.backends.mps.is_available():
-        raise RuntimeError("DEVICE='mps' was asked for but MPS is not available; use 'auto' or 'cpu'")
+        raise RuntimeError(
+            "DEVICE='mps' was asked for but MPS is not available; use 'auto' or 'cpu'"
+        )
     return torch.device(name)
 
 

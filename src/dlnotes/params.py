@@ -103,7 +103,9 @@ def read_parameters(path: str | Path) -> ChapterParams:
     params = {}
     for node in ast.parse(source).body:
         if not (isinstance(node, ast.Assign) and len(node.targets) == 1):
-            raise ParameterError(f"parameters cell line {node.lineno}: only NAME = literal is allowed")
+            raise ParameterError(
+                f"parameters cell line {node.lineno}: only NAME = literal is allowed"
+            )
         name = node.targets[0].id
         try:
             default = ast.literal_eval(node.value)
@@ -121,8 +123,13 @@ def read_parameters(path: str | Path) -> ChapterParams:
     return ChapterParams(params, profiles)
 
 
-_TYPE_WORDS = {int: "an integer", float: "a number", bool: "true or false", str: "a string",
-               list: "a list"}
+_TYPE_WORDS = {
+    int: "an integer",
+    float: "a number",
+    bool: "true or false",
+    str: "a string",
+    list: "a list",
+}
 
 
 def coerce(param: Param, raw: Any) -> Any:
@@ -172,5 +179,7 @@ def validate(chapter: str, spec: ChapterParams, overrides: dict[str, Any]) -> di
             f"{', '.join(spec.profiles)}"
         )
     if checked.get("DEVICE", "auto") not in DEVICES:
-        raise ParameterError(f"unknown DEVICE {checked['DEVICE']!r}; choose one of {', '.join(DEVICES)}")
+        raise ParameterError(
+            f"unknown DEVICE {checked['DEVICE']!r}; choose one of {', '.join(DEVICES)}"
+        )
     return checked

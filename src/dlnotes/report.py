@@ -6,7 +6,6 @@ import ast
 import hashlib
 import math
 import numbers
-from typing import Any
 
 __all__ = ["publish", "metrics_from_notebook", "code_hash"]
 
@@ -59,5 +58,3 @@ def code_hash(notebook) -> str:
         if cell.cell_type == "code" and "injected-parameters" not in cell.metadata.get("tags", []):
             digest.update(cell.source.strip().encode() + b"\n\x00")
     return digest.hexdigest()
-
-

@@ -35,6 +35,7 @@ __all__ = [
 ]
 
 CHAPTER_NAME = re.compile(r"^\d\d_[a-z0-9_]+$")
+KERNELSPEC = {"display_name": "Python 3 (ipykernel)", "language": "python", "name": "python3"}
 
 
 class ChapterError(RuntimeError):
@@ -126,6 +127,9 @@ def sync_pair(py: Path) -> bool:
             f"`jupytext --sync {ipynb}` (or delete it to regenerate it from {py.name})"
         )
     notebook = jupytext.read(py)
+    # Plain `papermill` needs a kernel name, and Jupyter needs the pairing to save both files.
+    notebook.metadata.setdefault("kernelspec", dict(KERNELSPEC))
+    notebook.metadata.setdefault("jupytext", {})["formats"] = "ipynb,py:percent"
     for cell in notebook.cells:
         if cell.cell_type == "code":
             cell.outputs, cell.execution_count = [], None
@@ -174,8 +178,11 @@ def refresh_prose(root: Path, chapter: str) -> bool:
         c.source for c in report.cells if c.cell_type == "markdown"
     ]:
         return False
-    executed = iter(c for c in report.cells if c.cell_type == "code"
-                    and "injected-parameters" not in c.metadata.get("tags", []))
+    executed = iter(
+        c
+        for c in report.cells
+        if c.cell_type == "code" and "injected-parameters" not in c.metadata.get("tags", [])
+    )
     injected = [c for c in report.cells if "injected-parameters" in c.metadata.get("tags", [])]
     cells = []
     for cell in source.cells:
@@ -231,6 +238,11 @@ def run_chapter(
     params = validate(chapter, spec, wanted)
     device_type, device_text = _resolve_device(params.get("DEVICE", spec.params["DEVICE"].default))
     params["DEVICE"] = device_type
+    # Inject the profile too, so the report's first cells say how it ran.
+    params.setdefault(
+        "PROFILE", spec.params["PROFILE"].default if "PROFILE" in spec.params else None
+    )
+    params = {k: v for k, v in params.items() if v is not None or k in wanted}
     sync_pair(py)
 
     output = Path(output) if output else report_path(root, chapter)
@@ -239,8 +251,12 @@ def run_chapter(
     started, t0 = datetime.now(timezone.utc), time.perf_counter()
     try:
         papermill.execute_notebook(
-            str(py.with_suffix(".ipynb")), str(partial), parameters=params, kernel_name="python3",
-            progress_bar=progress, cwd=str(root / "notebooks"),
+            str(py.with_suffix(".ipynb")),
+            str(partial),
+            parameters=params,
+            kernel_name="python3",
+            progress_bar=progress,
+            cwd=str(root / "notebooks"),
         )
     except papermill.PapermillExecutionError as exc:
         raise ChapterError(
@@ -255,7 +271,7 @@ def run_chapter(
         "chapter": chapter,
         "profile": spec.resolved(params).get("PROFILE"),
         "parameters": spec.resolved(params),
-        "overrides": {k: v for k, v in params.items() if k != "DEVICE" or "DEVICE" in wanted},
+        "overrides": {k: params[k] for k in wanted},  # what the caller asked for
         "device": device_text,
         "dlnotes": __version__,
         "python": platform.python_version(),

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import html
 import json
+import logging
 from pathlib import Path
 
 import yaml
@@ -97,6 +98,8 @@ def _table(headers: list[str], rows: list[list[str]]) -> nodes.table:
 
 
 def setup(app):
+    # Sphinx's Chinese search loads jieba, which logs its dictionary build at INFO on every build.
+    logging.getLogger("jieba").setLevel(logging.WARNING)
     app.connect("html-page-context", _add_twin_link)
     app.add_directive("dlnotes-overview", OverviewTable)
     return {"parallel_read_safe": True, "parallel_write_safe": True, "version": "1"}

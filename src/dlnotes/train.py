@@ -100,8 +100,11 @@ def fit(
     if val is not None:
         history.curves |= {"val_loss": [], **({"val_metric": []} if metric is not None else {})}
     bar = tqdm(
-        range(epochs), desc=progress if isinstance(progress, str) else None,
-        disable=progress is False, leave=False, mininterval=0.5,
+        range(epochs),
+        desc=progress if isinstance(progress, str) else None,
+        disable=progress is False,
+        leave=False,
+        mininterval=0.5,
     )
     step = 0
     model.train()

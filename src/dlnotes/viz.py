@@ -64,10 +64,24 @@ def predict_grid(model: torch.nn.Module, points: torch.Tensor) -> np.ndarray:
 
 
 def _draw_boundary(ax, prob, extent, X, y):
-    image = ax.imshow(prob, origin="lower", extent=extent, cmap=_CMAP, norm=_NORM,
-                      interpolation="nearest", aspect="auto")
-    ax.scatter(X[:, 0], X[:, 1], c=np.asarray(y).reshape(-1), cmap="coolwarm", s=6,
-               edgecolors="k", linewidths=0.2)
+    image = ax.imshow(
+        prob,
+        origin="lower",
+        extent=extent,
+        cmap=_CMAP,
+        norm=_NORM,
+        interpolation="nearest",
+        aspect="auto",
+    )
+    ax.scatter(
+        X[:, 0],
+        X[:, 1],
+        c=np.asarray(y).reshape(-1),
+        cmap="coolwarm",
+        s=6,
+        edgecolors="k",
+        linewidths=0.2,
+    )
     ax.set(xlim=extent[:2], ylim=extent[2:], xlabel="$x_1$", ylabel="$x_2$")
     return image
 
@@ -85,7 +99,9 @@ def plot_boundary(prob: np.ndarray, extent, X, y, *, ax=None, title: str | None 
     return fig
 
 
-def animate_boundary(frames: np.ndarray, extent, X, y, titles: Sequence[str], *, interval: int = 120):
+def animate_boundary(
+    frames: np.ndarray, extent, X, y, titles: Sequence[str], *, interval: int = 120
+):
     """Return a FuncAnimation of decision boundaries over training; frames has shape (T, n, n)."""
     with plt.rc_context(_STYLE):
         fig, ax = plt.subplots(figsize=(3.0, 2.8))
@@ -119,7 +135,9 @@ def figure_png(fig, dpi: int = 100) -> bytes:
     return buffer.getvalue()
 
 
-def gif_gallery(gifs: dict[str, bytes], fallback_png: bytes | None = None, columns: int = 4) -> dict:
+def gif_gallery(
+    gifs: dict[str, bytes], fallback_png: bytes | None = None, columns: int = 4
+) -> dict:
     """Return a display bundle: an HTML grid of captioned GIFs, with a PNG for non-HTML outputs.
 
     Pass it to ``IPython.display.display(bundle, raw=True)``. The HTML embeds the GIFs as data
@@ -129,7 +147,7 @@ def gif_gallery(gifs: dict[str, bytes], fallback_png: bytes | None = None, colum
         f'<figure style="margin:0;text-align:center">'
         f'<img src="data:image/gif;base64,{base64.b64encode(data).decode()}" '
         f'style="width:100%" alt="{html.escape(name)}"/>'
-        f'<figcaption>{html.escape(name)}</figcaption></figure>'
+        f"<figcaption>{html.escape(name)}</figcaption></figure>"
         for name, data in gifs.items()
     )
     grid = (

@@ -1,0 +1,140 @@
+"""The Chinese catalogs are complete, and the site builds in both languages with twin links."""
+
+import json
+import re
+from html.parser import HTMLParser
+from pathlib import Path
+
+import pytest
+from babel.messages.pofile import read_po
+
+from dlnotes.book import build_language, write_root_index
+
+ROOT = Path(__file__).resolve().parents[1]
+LOCALE = ROOT / "book" / "locales" / "zh_CN" / "LC_MESSAGES"
+GLUE = re.compile(r"\{glue(?::\w+)?\}`([^`]+)`")
+
+
+def _catalogs():
+    return sorted(LOCALE.rglob("*.po"))
+
+
+def _glue_keys(text: str, qualified: bool) -> list[str]:
+    keys = []
+    for ref in GLUE.findall(text):
+        doc, sep, rest = ref.rpartition("::")
+        assert not qualified or sep, f"translated glue reference {ref!r} must name its document"
+        keys.append(rest)
+    return sorted(keys)
+
+
+def test_every_page_has_a_catalog():
+    pages = ["intro", "overview", *(p.stem for p in (ROOT / "book" / "chapters").glob("*.ipynb"))]
+    have = {p.stem for p in _catalogs()}
+    assert set(pages) <= have
+
+
+@pytest.mark.parametrize("po", _catalogs(), ids=lambda p: p.stem)
+def test_catalog_complete_and_glue_matches(po):
+    with po.open("rb") as f:
+        catalog = read_po(f)
+    for message in catalog:
+        if not message.id:
+            continue
+        assert message.string, f"{po.name}: untranslated: {message.id[:60]!r}"
+        assert not message.fuzzy, f"{po.name}: fuzzy: {message.id[:60]!r}"
+        # A bare key fails inside a translated paragraph (DESIGN.md): translations name the doc.
+        assert _glue_keys(message.id, False) == _glue_keys(message.string, True), message.id[:60]
+
+
+def test_glue_key_parsing():
+    assert _glue_keys("{glue:text}`acc:.1%` and {glue}`n`", False) == ["acc:.1%", "n"]
+    assert _glue_keys("{glue:text}`/chapters/x.ipynb::acc:.1%`", True) == ["acc:.1%"]
+    with pytest.raises(AssertionError, match="must name its document"):
+        _glue_keys("{glue:text}`acc:.1%`", True)
+
+
+@pytest.mark.slow
+def test_catalogs_cover_every_message_in_the_book(tmp_path):
+    build_language(ROOT / "book", tmp_path / "gettext", "en", builder="gettext")
+    for pot in (tmp_path / "gettext").rglob("*.pot"):
+        po = LOCALE / pot.relative_to(tmp_path / "gettext").with_suffix(".po")
+        with pot.open("rb") as f:
+            wanted = {m.id for m in read_po(f) if m.id}
+        with po.open("rb") as f:
+            have = {m.id for m in read_po(f) if m.id and m.string and not m.fuzzy}
+        missing = wanted - have
+        assert not missing, (
+            f"{po.name} lacks translations (run `dlnotes i18n`): {sorted(missing)[:3]}"
+        )
+
+
+class _Links(HTMLParser):
+    def __init__(self):
+        super().__init__()
+        self.twins, self.imgs, self.text = [], [], []
+
+    def handle_starttag(self, tag, attrs):
+        attrs = dict(attrs)
+        if tag == "a" and "dlnotes-twin" in (attrs.get("class") or ""):
+            self.twins.append(attrs["href"])
+        if tag == "img":
+            self.imgs.append(attrs.get("src", ""))
+
+    def handle_data(self, data):
+        self.text.append(data)
+
+
+@pytest.fixture(scope="module")
+def site(tmp_path_factory):
+    site = tmp_path_factory.mktemp("site")
+    for language, folder in (("en", "en"), ("zh_CN", "zh")):
+        build_language(ROOT / "book", site / folder, language)
+    write_root_index(site, ["en", "zh_CN"])
+    return site
+
+
+def _parse(path: Path) -> _Links:
+    parser = _Links()
+    parser.feed(path.read_text(encoding="utf-8"))
+    return parser
+
+
+@pytest.mark.slow
+def test_every_page_links_to_its_twin(site):
+    pages = [
+        p for p in (site / "en").rglob("*.html") if not p.name.startswith(("genindex", "search"))
+    ]
+    assert len(pages) >= 3
+    for folder, other in (("en", "zh"), ("zh", "en")):
+        for page in (site / folder).rglob("*.html"):
+            if page.name.startswith(("genindex", "search")) or page.parent.name == "_static":
+                continue
+            if 'http-equiv="Refresh"' in page.read_text(encoding="utf-8"):
+                continue  # Jupyter Book's redirect from index.html to the root page
+            twins = _parse(page).twins
+            assert len(twins) == 1, f"{page} has {len(twins)} language links"
+            target = (page.parent / twins[0]).resolve()
+            assert target == (site / other / page.relative_to(site / folder)).resolve()
+            assert target.exists()
+
+
+@pytest.mark.slow
+def test_chinese_pages_are_translated_and_searchable(site):
+    chapter = _parse(site / "zh" / "chapters" / "07_activations.html")
+    text = "".join(chapter.text)
+    assert "激活函数" in text
+    assert any(src.startswith("data:image/gif;base64,") for src in chapter.imgs)
+    index = (site / "zh" / "searchindex.js").read_text(encoding="utf-8")
+    terms = json.loads(index[index.index("(") + 1 : index.rindex(")")])["terms"]
+    assert "非线性" in terms and "激活" in terms  # jieba cut the Chinese text into words
+    root = (site / "index.html").read_text(encoding="utf-8")
+    assert 'href="en/index.html"' in root and 'href="zh/index.html"' in root
+
+
+@pytest.mark.slow
+def test_overview_table_lists_the_reports_numbers(site):
+    for folder, header in (("en", "Lab report"), ("zh", "实验报告")):
+        page = (site / folder / "overview.html").read_text(encoding="utf-8")
+        assert "dlnotes-overview" in page and header in page
+        assert "07_activations" in page and "not run yet" not in page

@@ -1,0 +1,137 @@
+"""Every chapter: notebook pair in sync, parameters cell in house style, smoke run via papermill,
+and the committed report up to date with its metrics."""
+
+import ast
+import json
+import re
+from pathlib import Path
+
+import jupytext
+import nbformat
+import pytest
+
+from dlnotes.params import read_parameters
+from dlnotes.report import metrics_from_notebook
+from dlnotes.run import (
+    list_chapters,
+    metrics_path,
+    pair_in_sync,
+    report_path,
+    run_chapter,
+    staleness,
+)
+
+ROOT = Path(__file__).resolve().parents[1]
+
+CHAPTERS = list_chapters(ROOT)
+
+
+def test_there_are_chapters():
+    assert "07_activations" in CHAPTERS
+
+
+@pytest.mark.parametrize("chapter", CHAPTERS)
+def test_notebook_pair_in_sync(chapter):
+    py = ROOT / "notebooks" / f"{chapter}.py"
+    assert pair_in_sync(py, py.with_suffix(".ipynb")), (
+        f"notebooks/{chapter}.ipynb is out of sync with its .py: run `dlnotes run {chapter}` "
+        f"or `jupytext --sync notebooks/{chapter}.py`"
+    )
+
+
+@pytest.mark.parametrize("chapter", CHAPTERS)
+def test_parameters_cell_style(chapter):
+    notebook = jupytext.read(ROOT / "notebooks" / f"{chapter}.py")
+    first_code = next(c for c in notebook.cells if c.cell_type == "code")
+    assert "parameters" in first_code.metadata.get("tags", []), (
+        "the first code cell is the parameters"
+    )
+    for line in first_code.source.splitlines():
+        assert re.match(r"^[A-Z][A-Z0-9_]* = .+  # \S", line), (
+            f"not NAME = literal  # comment: {line!r}"
+        )
+    spec = read_parameters(ROOT / "notebooks" / f"{chapter}.py")
+    assert {"PROFILE", "DEVICE", "SEED"} <= set(spec.params)
+    assert set(spec.profiles) == {"smoke", "quick", "full"}
+    for name, param in spec.params.items():
+        if param.default is None:
+            assert all(name in p for p in spec.profiles.values()), f"{name} lacks a profile value"
+
+
+@pytest.mark.parametrize("chapter", CHAPTERS)
+def test_committed_report_is_current(chapter):
+    report = report_path(ROOT, chapter)
+    assert staleness(ROOT, chapter) is None, f"run `dlnotes run {chapter}` to refresh {report}"
+    notebook = nbformat.read(report, as_version=4)
+    assert json.loads(metrics_path(report).read_text()) == json.loads(
+        json.dumps(metrics_from_notebook(notebook))
+    )
+    meta = notebook.metadata["dlnotes"]
+    assert meta["profile"] in {"quick", "full"}, "the committed report is a real run, not smoke"
+    errors = [
+        o
+        for c in notebook.cells
+        if c.cell_type == "code"
+        for o in c.get("outputs", [])
+        if o.get("output_type") == "error"
+    ]
+    assert not errors
+
+
+@pytest.fixture(scope="module")
+def smoke_runs(tmp_path_factory):
+    out = tmp_path_factory.mktemp("smoke")
+    return {
+        c: run_chapter(
+            ROOT, c, profile="smoke", device="cpu", output=out / f"{c}.ipynb", progress=False
+        )
+        for c in CHAPTERS
+    }
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("chapter", CHAPTERS)
+def test_smoke_run_writes_metrics(smoke_runs, chapter):
+    result = smoke_runs[chapter]
+    written = json.loads(metrics_path(result.report).read_text())
+    assert written and written == json.loads(json.dumps(result.metrics))
+    meta = nbformat.read(result.report, as_version=4).metadata["dlnotes"]
+    assert meta["profile"] == "smoke" and meta["device"].startswith("cpu")
+
+
+@pytest.mark.slow
+def test_activations_smoke_metrics(smoke_runs):
+    m = smoke_runs["07_activations"].metrics
+    names = [
+        "abs",
+        "exp",
+        "exp_cos",
+        "sin",
+        "square",
+        "relu",
+        "sigmoid",
+        "sort",
+        "permute",
+        "reciprocal",
+        "tan",
+        "sign",
+        "identity",
+    ]
+    for name in names:
+        assert 0 <= m[f"train_acc_{name}"] <= 1 and 0 <= m[f"test_acc_{name}"] <= 1
+    assert m["n_activations"] == 12 and 0 <= m["n_fitted"] <= 12
+    # sign has zero derivative: its first layer never receives a gradient, at any size.
+    assert m["zero_grad_share_fc1_sign"] == 1.0 and m["max_grad_fc1_sign"] == 0.0
+    assert m["zero_grad_share_fc1_relu"] < 1.0
+    # 1/x has a pole at zero: its hidden activations dwarf ReLU's.
+    assert m["max_hidden_reciprocal"] > 100 * m["max_hidden_relu"]
+
+
+def test_chapter_sources_parse():
+    for chapter in CHAPTERS:
+        notebook = jupytext.read(ROOT / "notebooks" / f"{chapter}.py")
+        for cell in notebook.cells:
+            if cell.cell_type == "code":
+                ast.parse(
+                    "\n".join(x for x in cell.source.splitlines() if not x.startswith(("%", "!")))
+                )

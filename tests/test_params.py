@@ -1,0 +1,89 @@
+import pytest
+
+from dlnotes.params import (
+    Param,
+    ParameterError,
+    coerce,
+    from_profile,
+    read_parameters,
+    validate,
+)
+
+PROFILES = {"smoke": {"EPOCHS": 1, "LR": 1}, "quick": {"EPOCHS": 5, "LR": 0.5}}
+
+
+def test_from_profile_takes_profile_values_unless_explicit():
+    assert from_profile(PROFILES, "quick", EPOCHS=None, LR=None) == (5, 0.5)
+    assert from_profile(PROFILES, "quick", EPOCHS=7, LR=None) == (7, 0.5)
+    assert from_profile(PROFILES, "smoke", SEED=3) == (3,)
+
+
+def test_from_profile_rejects_unknown_profile_and_missing_value():
+    with pytest.raises(ParameterError, match="unknown PROFILE 'huge'.*smoke, quick"):
+        from_profile(PROFILES, "huge", EPOCHS=None)
+    with pytest.raises(ParameterError, match="WIDTH is None"):
+        from_profile(PROFILES, "quick", WIDTH=None)
+
+
+def test_read_parameters_types_from_defaults_and_profiles(project):
+    spec = read_parameters(project / "notebooks" / "01_tiny.py")
+    assert list(spec.params) == ["PROFILE", "DEVICE", "SEED", "STEPS", "LR", "FAIL"]
+    assert spec.params["STEPS"].kind is int  # from the profiles, since the default is None
+    assert spec.params["LR"].kind is float
+    assert spec.params["FAIL"].kind is bool
+    assert spec.params["LR"].help == "learning rate"
+    assert spec.profiles["full"] == {"STEPS": 50}
+    assert spec.resolved({"PROFILE": "smoke"})["STEPS"] == 2
+
+
+def test_read_parameters_refuses_code_in_parameters_cell(tmp_path):
+    path = tmp_path / "01_bad.py"
+    path.write_text('# %% tags=["parameters"]\nEPOCHS = 3\nprint(EPOCHS)\n')
+    with pytest.raises(ParameterError, match="only NAME = literal"):
+        read_parameters(path)
+
+
+@pytest.mark.parametrize(
+    ("kind", "raw", "expected"),
+    [
+        (int, "3", 3),
+        (float, "3", 3.0),
+        (float, "1e-3", 1e-3),
+        (bool, "true", True),
+        (bool, "False", False),
+        (str, "3", "3"),
+        (str, "relu,sin", "relu,sin"),
+        (list, "a, b", ["a", "b"]),
+        (list, "[1, 2]", [1, 2]),
+        (int, 4, 4),
+    ],
+)
+def test_coerce_accepts_matching_values(kind, raw, expected):
+    value = coerce(Param("X", None, kind, ""), raw)
+    assert value == expected and type(value) is type(expected)
+
+
+@pytest.mark.parametrize(
+    ("kind", "raw"), [(int, "3.5"), (int, "abc"), (float, "fast"), (bool, "yes"), (int, "True")]
+)
+def test_coerce_refuses_wrong_types(kind, raw):
+    with pytest.raises(ParameterError, match="parameter X expects"):
+        coerce(Param("X", None, kind, ""), raw)
+
+
+def test_validate_names_the_close_match_and_lists_parameters(project):
+    spec = read_parameters(project / "notebooks" / "01_tiny.py")
+    with pytest.raises(ParameterError) as err:
+        validate("01_tiny", spec, {"STEP": "3"})
+    message = str(err.value)
+    assert "unknown parameter 'STEP'" in message and "Did you mean STEPS?" in message
+    assert "LR (float, default 0.1): learning rate" in message
+
+
+def test_validate_checks_profile_and_device(project):
+    spec = read_parameters(project / "notebooks" / "01_tiny.py")
+    assert validate("01_tiny", spec, {"STEPS": "9", "LR": "1"}) == {"STEPS": 9, "LR": 1.0}
+    with pytest.raises(ParameterError, match="unknown PROFILE 'fast'"):
+        validate("01_tiny", spec, {"PROFILE": "fast"})
+    with pytest.raises(ParameterError, match="unknown DEVICE 'tpu'"):
+        validate("01_tiny", spec, {"DEVICE": "tpu"})

@@ -1,0 +1,44 @@
+import nbformat
+import pytest
+from nbformat.v4 import new_code_cell, new_markdown_cell, new_notebook, new_output
+
+from dlnotes.report import code_hash, metrics_from_notebook, publish
+
+
+def _glued(name, text, prefix="application/papermill.record/"):
+    return new_output(
+        "display_data",
+        data={prefix + "text/plain": text},
+        metadata={"scrapbook": {"name": name, "mime_prefix": prefix}},
+    )
+
+
+def test_metrics_from_notebook_keeps_glued_numbers_only():
+    cell = new_code_cell("x")
+    cell.outputs = [
+        _glued("acc", "0.97"),
+        _glued("n", "12", prefix=""),
+        _glued("label", "'relu'"),
+        _glued("bad", "np.float64(1.0)"),
+        _glued("flag", "True"),
+        _glued("loss", "nan"),
+        new_output("stream", text="0.5"),
+    ]
+    nb = new_notebook(cells=[new_markdown_cell("# t"), cell])
+    assert metrics_from_notebook(nb) == {"acc": 0.97, "n": 12}
+
+
+def test_code_hash_ignores_markdown_and_injected_parameters():
+    base = new_notebook(cells=[new_markdown_cell("a"), new_code_cell("x = 1")])
+    other = new_notebook(cells=[new_markdown_cell("b"), new_code_cell("x = 1\n")])
+    injected = new_code_cell("PROFILE = 'smoke'", metadata={"tags": ["injected-parameters"]})
+    with_injected = new_notebook(cells=[injected, *nbformat.from_dict(base).cells])
+    assert code_hash(base) == code_hash(other) == code_hash(with_injected)
+    assert code_hash(base) != code_hash(new_notebook(cells=[new_code_cell("x = 2")]))
+
+
+def test_publish_returns_plain_numbers_and_refuses_text():
+    np = pytest.importorskip("numpy")
+    assert publish(a=np.float64(0.5), b=np.int64(3)) == {"a": 0.5, "b": 3}
+    with pytest.raises(TypeError, match="publish\\(\\) takes numbers; c is str"):
+        publish(c="high")
