@@ -138,3 +138,10 @@ def test_overview_table_lists_the_reports_numbers(site):
         page = (site / folder / "overview.html").read_text(encoding="utf-8")
         assert "dlnotes-overview" in page and header in page
         assert "07_activations" in page and "not run yet" not in page
+
+
+@pytest.mark.slow
+def test_datasets_page_lists_the_registry(site):
+    for folder, header in (("en", "Mirror folder"), ("zh", "镜像目录")):
+        page = (site / folder / "datasets.html").read_text(encoding="utf-8")
+        assert header in page and "horse2zebra-subset500" in page and "Maas" in page

@@ -56,7 +56,7 @@ def test_ruff_lint_and_format_are_clean():
     import subprocess
     import sys
 
-    paths = ["src", "tests", *map(str, (ROOT / "notebooks").glob("*.py"))]
+    paths = ["src", "tests", "bench", *map(str, (ROOT / "notebooks").glob("*.py"))]
     for args in (["check"], ["format", "--check"]):
         out = subprocess.run(
             [sys.executable, "-m", "ruff", *args, *paths], cwd=ROOT, capture_output=True, text=True

@@ -59,16 +59,32 @@ def _parser() -> argparse.ArgumentParser:
     )
 
     sub.add_parser("i18n", help="extract messages and update the zh_CN catalogs (sphinx-intl)")
+
+    data = sub.add_parser("data", help="fetch, verify and list datasets")
+    data_sub = data.add_subparsers(dest="data_command", required=True)
+    fetch = data_sub.add_parser("fetch", help="get datasets into the cache, checked and unpacked")
+    fetch.add_argument("names", nargs="*", help="dataset names (see `dlnotes data list`)")
+    fetch.add_argument("--all", action="store_true", help="every dataset the mirror holds")
+    fetch.add_argument(
+        "--allow-unverified",
+        action="store_true",
+        help="accept files for which no checksum is recorded",
+    )
+    data_sub.add_parser("verify", help="re-check the cache; remove and report damaged files")
+    data_sub.add_parser("list", help="list the datasets with their sources")
     return parser
 
 
 def main(argv: list[str] | None = None) -> int:
     """Entry point of the ``dlnotes`` console script; returns the exit status."""
     args = _parser().parse_args(argv)
+    from .data.store import DataError
     from .params import ParameterError
     from .run import ChapterError, find_root
 
     try:
+        if args.command == "data":
+            return _data(args)
         root = find_root()
         if args.command == "run":
             return _run(root, args)
@@ -90,7 +106,7 @@ def main(argv: list[str] | None = None) -> int:
             for line in update_catalogs(root):
                 print(line)
             return 0
-    except (ChapterError, ParameterError) as exc:
+    except (ChapterError, ParameterError, DataError) as exc:
         print(f"dlnotes: error: {exc}", file=sys.stderr)
         return 2
     except KeyboardInterrupt:
@@ -121,6 +137,32 @@ def _run(root: Path, args) -> int:
     print(
         f"{result.chapter}: {result.report} ({result.seconds:.1f} s, {len(result.metrics)} metrics)"
     )
+    return 0
+
+
+def _data(args) -> int:
+    from .data import REGISTRY, cache_dir, fetch, mirror_base, verify_cache
+
+    if args.data_command == "list":
+        for d in REGISTRY.values():
+            where = f"mirror: {d.mirror_path}/" if d.mirror_path else "official URL only"
+            print(f"{d.name:26} {d.title} [{where}]")
+        return 0
+    if args.data_command == "verify":
+        lines = verify_cache()
+        print("\n".join(lines) if lines else f"nothing cached in {cache_dir()}")
+        return 1 if any(line.startswith("damaged") for line in lines) else 0
+    names = list(args.names)
+    if args.all:
+        names = [d.name for d in REGISTRY.values() if d.mirror_path or not mirror_base()]
+    if not names:
+        print(
+            "dlnotes data fetch: name datasets (see `dlnotes data list`) or use --all",
+            file=sys.stderr,
+        )
+        return 2
+    for name in names:
+        print(f"{name}: {fetch(name, allow_unverified=args.allow_unverified)}")
     return 0
 
 

@@ -15,7 +15,7 @@ import yaml
 from docutils import nodes
 from sphinx.util.docutils import SphinxDirective
 
-__all__ = ["setup", "twin_link", "OverviewTable"]
+__all__ = ["setup", "twin_link", "OverviewTable", "DatasetTable"]
 
 # The language a page is in → (folder of the other language, label of the link, its lang tag).
 _TWIN = {"en": ("zh", "中文", "zh-CN"), "zh_CN": ("en", "English", "en")}
@@ -80,6 +80,40 @@ class OverviewTable(SphinxDirective):
         return [_table(_HEADERS[language], body)]
 
 
+_DATA_WORDS = {
+    "en": {"headers": ["Name", "Examples per split", "Mirror folder", "Licence"],
+           "none": "official URL only", "differs": "Differs from the official set", "cite": "Cite"},
+    "zh_CN": {"headers": ["名称", "各划分样本数", "镜像目录", "许可"],
+              "none": "仅官方地址", "differs": "与官方版本的差异", "cite": "引用"},
+}  # fmt: skip
+
+
+class DatasetTable(SphinxDirective):
+    """``{dlnotes-datasets}``: the registry as a table, then each dataset's note and citation."""
+
+    def run(self):
+        from .data.registry import REGISTRY
+
+        words = _DATA_WORDS.get(self.config.language, _DATA_WORDS["en"])
+        rows = [
+            [d.name, ", ".join(f"{k} {v:,}" for k, v in d.sizes.items()),
+             f"{d.mirror_path}/" if d.mirror_path else words["none"], d.licence]
+            for d in REGISTRY.values()
+        ]  # fmt: skip
+        details = nodes.bullet_list()
+        for d in REGISTRY.values():
+            item = nodes.paragraph()
+            item += nodes.strong(text=d.name)
+            item += nodes.Text(f" — {d.title}. ")
+            if d.note:
+                item += nodes.emphasis(text=f"{words['differs']}: ")
+                item += nodes.Text(f"{d.note}. ")
+            item += nodes.emphasis(text=f"{words['cite']}: ")
+            item += nodes.Text(d.citation)
+            details += nodes.list_item("", item)
+        return [_table(words["headers"], rows), details]
+
+
 def _table(headers: list[str], rows: list[list[str]]) -> nodes.table:
     table = nodes.table(classes=["dlnotes-overview"])
     group = nodes.tgroup(cols=len(headers))
@@ -102,4 +136,5 @@ def setup(app):
     logging.getLogger("jieba").setLevel(logging.WARNING)
     app.connect("html-page-context", _add_twin_link)
     app.add_directive("dlnotes-overview", OverviewTable)
+    app.add_directive("dlnotes-datasets", DatasetTable)
     return {"parallel_read_safe": True, "parallel_write_safe": True, "version": "1"}

@@ -1,0 +1,259 @@
+"""Getting dataset files: cache → mirror → official URL, every file checked, archives unpacked once.
+
+Nothing here runs at import. Writes are atomic: a download goes to a temporary file that is
+renamed only after its checksum matched, and an archive unpacks into a temporary folder that is
+renamed into place only when complete, so an interrupted fetch is never mistaken for a finished one.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import os
+import shutil
+import tarfile
+import urllib.error
+import urllib.request
+import zipfile
+from pathlib import Path
+
+from tqdm.auto import tqdm
+
+from .registry import DataFile, Dataset, get
+
+__all__ = [
+    "DataError",
+    "cache_dir",
+    "mirror_base",
+    "fetch",
+    "fetch_file",
+    "verify_cache",
+    "checksum_ok",
+    "file_digest",
+]
+
+_CHUNK = 1 << 20
+
+
+class DataError(RuntimeError):
+    """A dataset that cannot be found, verified or unpacked; the message says what to do."""
+
+
+def cache_dir(cache: str | Path | None = None) -> Path:
+    """Return the cache folder: ``cache``, else ``$DLNOTES_CACHE``, else ``~/.cache/dlnotes``."""
+    return Path(cache or os.environ.get("DLNOTES_CACHE") or Path.home() / ".cache" / "dlnotes")
+
+
+def mirror_base(mirror: str | Path | None = None) -> str | None:
+    """Return the mirror (folder or URL base): ``mirror``, else ``$DLNOTES_MIRROR``, else None."""
+    value = mirror if mirror is not None else os.environ.get("DLNOTES_MIRROR")
+    return str(value) if value else None
+
+
+def file_digest(path: Path, algorithm: str = "sha256") -> str:
+    """Return the hex digest of a file."""
+    digest = hashlib.new(algorithm)
+    with open(path, "rb") as f:
+        while chunk := f.read(_CHUNK):
+            digest.update(chunk)
+    return digest.hexdigest()
+
+
+def checksum_ok(path: Path, entry: DataFile) -> bool:
+    """Return True when ``path`` matches the entry's sha256 (or, lacking one, its md5)."""
+    if entry.sha256:
+        return file_digest(path, "sha256") == entry.sha256
+    if entry.md5:
+        return file_digest(path, "md5") == entry.md5
+    return True  # nothing to check against: the caller allowed unverified files
+
+
+def _stamp(path: Path) -> str:
+    stat = path.stat()
+    return f"{stat.st_size}:{stat.st_mtime_ns}"
+
+
+def _verified(path: Path, entry: DataFile) -> bool:
+    """Check a cached file, hashing it only when it changed since its last successful check."""
+    stamp = path.with_name(f".{path.name}.ok")
+    if stamp.exists() and stamp.read_text() == _stamp(path):
+        return True
+    if not checksum_ok(path, entry):
+        return False
+    stamp.write_text(_stamp(path))
+    return True
+
+
+def _sources(dataset: Dataset, entry: DataFile, mirror: str | None) -> list[str]:
+    sources = []
+    if mirror and dataset.mirror_path:
+        base = mirror.rstrip("/")
+        if "://" not in base:
+            base = Path(base).expanduser().resolve().as_uri()
+        sources.append(f"{base}/{dataset.mirror_path}/{entry.name}")
+    sources += [url.rstrip("/") + "/" + entry.name for url in dataset.urls]
+    return sources
+
+
+def _copy_url(url: str, target: Path, label: str, progress: bool) -> None:
+    request = urllib.request.Request(url, headers={"User-Agent": "dlnotes"})
+    with urllib.request.urlopen(request, timeout=60) as response, open(target, "wb") as out:
+        total = int(response.headers.get("Content-Length") or 0) or None
+        with tqdm(total=total, unit="B", unit_scale=True, desc=label, disable=not progress,
+                  leave=False) as bar:  # fmt: skip
+            while chunk := response.read(_CHUNK):
+                out.write(chunk)
+                bar.update(len(chunk))
+
+
+def _writable(folder: Path) -> None:
+    try:
+        folder.mkdir(parents=True, exist_ok=True)
+        probe = folder / f".write-test-{os.getpid()}"
+        probe.touch()
+        probe.unlink()
+    except OSError as exc:
+        raise DataError(
+            f"the dataset cache {folder} is not writable ({exc.strerror}); set DLNOTES_CACHE to a "
+            "folder you can write to"
+        ) from None
+
+
+def fetch_file(
+    dataset: str | Dataset,
+    entry: DataFile,
+    *,
+    cache: str | Path | None = None,
+    mirror: str | Path | None = None,
+    progress: bool = True,
+    allow_unverified: bool = False,
+) -> Path:
+    """Return the path of one verified file of ``dataset`` in the cache, getting it if needed."""
+    dataset = get(dataset)
+    folder = cache_dir(cache) / dataset.name
+    target = folder / entry.name
+    if target.exists() and _verified(target, entry):
+        return target
+    _writable(folder)
+    if not (entry.sha256 or entry.md5) and not allow_unverified:
+        raise DataError(
+            f"{dataset.name}: no checksum is recorded for {entry.name}, so it cannot be verified. "
+            "Fetch it with allow_unverified=True (`dlnotes data fetch --allow-unverified "
+            f"{dataset.name}`) if you trust the source, or use "
+            f"{dataset.name + '-subset500' if dataset.name == 'horse2zebra' else 'a mirror'}."
+        )
+    tried = []
+    if target.exists():
+        target.unlink()  # damaged: fetch it again
+        tried.append(f"cache {target}: checksum mismatch, removed")
+    else:
+        tried.append(f"cache {target}: missing")
+    sources = _sources(dataset, entry, mirror_base(mirror))
+    if not dataset.mirror_path:
+        tried.append(f"mirror: the mirror does not hold {dataset.name}")
+    elif not mirror_base(mirror):
+        tried.append("mirror: DLNOTES_MIRROR is not set")
+    for url in sources:
+        tmp = folder / f".{entry.name}.{os.getpid()}.part"
+        try:
+            _copy_url(url, tmp, f"{dataset.name}/{entry.name}", progress)
+            if not checksum_ok(tmp, entry):
+                tried.append(f"{url}: checksum mismatch (file damaged or a different version)")
+                continue
+            os.replace(tmp, target)
+            target.with_name(f".{target.name}.ok").write_text(_stamp(target))
+            return target
+        except (urllib.error.URLError, OSError, ValueError) as exc:
+            reason = getattr(exc, "reason", None) or exc
+            tried.append(f"{url}: {reason}")
+        finally:
+            tmp.unlink(missing_ok=True)
+    places = "\n  ".join(tried)
+    raise DataError(
+        f"could not get {entry.name} of dataset {dataset.name}. Tried:\n  {places}\n"
+        "To fix: set DLNOTES_MIRROR to a folder or URL holding the dataset mirror "
+        "(see the book's data page), or connect to the internet and run "
+        f"`dlnotes data fetch {dataset.name}`."
+    )
+
+
+def _unpack(archive: Path, into: Path, progress: bool) -> None:
+    if zipfile.is_zipfile(archive):
+        with zipfile.ZipFile(archive) as z:
+            for member in tqdm(z.infolist(), desc=f"unpack {archive.name}", disable=not progress,
+                               leave=False, unit="file"):  # fmt: skip
+                z.extract(member, into)
+        return
+    with tarfile.open(archive) as tar:
+        for member in tqdm(tar, desc=f"unpack {archive.name}", disable=not progress, leave=False,
+                           unit="file"):  # fmt: skip
+            tar.extract(member, into, filter="data")  # refuses absolute paths and links out
+
+
+def fetch(
+    name: str | Dataset,
+    *,
+    cache: str | Path | None = None,
+    mirror: str | Path | None = None,
+    progress: bool = True,
+    allow_unverified: bool = False,
+) -> Path:
+    """Return the dataset's cache folder with every file verified and every archive unpacked."""
+    dataset = get(name)
+    folder = cache_dir(cache) / dataset.name
+    for entry in dataset.files:
+        path = fetch_file(dataset, entry, cache=cache, mirror=mirror, progress=progress,
+                          allow_unverified=allow_unverified)  # fmt: skip
+        if not entry.extract:
+            continue
+        done = folder / f"unpacked-{entry.name}"
+        if done.is_dir():
+            continue
+        tmp = folder / f".unpacking-{entry.name}-{os.getpid()}"
+        shutil.rmtree(tmp, ignore_errors=True)
+        try:
+            _unpack(path, tmp, progress)
+        except (tarfile.TarError, zipfile.BadZipFile, EOFError, OSError) as exc:
+            shutil.rmtree(tmp, ignore_errors=True)
+            raise DataError(
+                f"{dataset.name}: the archive {path} is damaged ({exc}); delete it and run "
+                f"`dlnotes data fetch {dataset.name}` again"
+            ) from None
+        os.replace(tmp, done)  # only a complete unpacking ever carries the final name
+    return folder
+
+
+def dataset_root(name: str | Dataset, **kwargs) -> Path:
+    """Return the folder holding the dataset's files or unpacked tree (fetching it if needed)."""
+    dataset = get(name)
+    folder = fetch(dataset, **kwargs)
+    archives = [e for e in dataset.files if e.extract]
+    if not archives:
+        return folder
+    unpacked = folder / f"unpacked-{archives[0].name}"
+    return (
+        unpacked / dataset.folder
+        if dataset.folder and (unpacked / dataset.folder).is_dir()
+        else unpacked
+    )
+
+
+def verify_cache(cache: str | Path | None = None) -> list[str]:
+    """Re-check every cached file against the registry; remove damaged ones and report each."""
+    from .registry import REGISTRY
+
+    report = []
+    root = cache_dir(cache)
+    for dataset in REGISTRY.values():
+        for entry in dataset.files:
+            path = root / dataset.name / entry.name
+            if not path.exists():
+                continue
+            if checksum_ok(path, entry):
+                path.with_name(f".{path.name}.ok").write_text(_stamp(path))
+                report.append(f"ok       {dataset.name}/{entry.name}")
+            else:
+                path.unlink()
+                path.with_name(f".{path.name}.ok").unlink(missing_ok=True)
+                shutil.rmtree(root / dataset.name / f"unpacked-{entry.name}", ignore_errors=True)
+                report.append(f"damaged  {dataset.name}/{entry.name}: removed; fetch it again")
+    return report

@@ -1,0 +1,93 @@
+"""IMDB reviews: raw texts and labels (for any tokenizer), and a word vocabulary built on train."""
+
+from __future__ import annotations
+
+import os
+import re
+from collections import Counter
+from dataclasses import dataclass
+from pathlib import Path
+
+import torch
+
+from .store import cache_dir, dataset_root
+
+__all__ = ["TextData", "load_imdb", "Vocab", "tokenize"]
+
+_TOKEN = re.compile(r"[a-z0-9]+(?:'[a-z]+)?")
+
+
+def tokenize(text: str) -> list[str]:
+    """Return lower-cased word tokens, with the reviews' ``<br />`` tags dropped."""
+    return _TOKEN.findall(text.replace("<br />", " ").lower())
+
+
+@dataclass
+class TextData:
+    """Reviews and labels per split (1 = positive); ``dataset`` names the variant read."""
+
+    texts: dict[str, list[str]]
+    labels: dict[str, torch.Tensor]
+    dataset: str
+
+
+def load_imdb(
+    name: str = "imdb",
+    *,
+    cache: str | Path | None = None,
+    mirror: str | Path | None = None,
+    progress: bool = True,
+) -> TextData:
+    """Return the IMDB train and test reviews (12,500 positive and 12,500 negative each).
+
+    The 50,000 small files are read once and cached as one file beside the archive.
+    """
+    cached = cache_dir(cache) / name / "reviews.pt"
+    if cached.exists():
+        data = torch.load(cached, weights_only=True)
+    else:
+        root = dataset_root(name, cache=cache, mirror=mirror, progress=progress)
+        data = {"texts": {}, "labels": {}}
+        for split in ("train", "test"):
+            texts, labels = [], []
+            for label, polarity in ((0, "neg"), (1, "pos")):
+                files = sorted((root / split / polarity).glob("*.txt"), key=lambda p: p.name)
+                texts += [p.read_text(encoding="utf-8") for p in files]
+                labels += [label] * len(files)
+            data["texts"][split], data["labels"][split] = texts, torch.tensor(labels)
+        tmp = cached.with_name(f".{cached.name}.{os.getpid()}.tmp")
+        torch.save(data, tmp)
+        os.replace(tmp, cached)
+    return TextData(data["texts"], data["labels"], name)
+
+
+class Vocab:
+    """A word vocabulary: index 0 pads, 1 stands for words outside it."""
+
+    PAD, UNK = 0, 1
+
+    def __init__(self, words: list[str]):
+        self.itos = ["<pad>", "<unk>", *words]
+        self.stoi = {w: i for i, w in enumerate(self.itos)}
+
+    @classmethod
+    def build(cls, texts: list[str], size: int = 32000, min_freq: int = 1) -> Vocab:
+        """Return the ``size`` most frequent words of ``texts`` (ties broken alphabetically)."""
+        counts = Counter(tok for text in texts for tok in tokenize(text))
+        ranked = sorted(
+            (w for w, c in counts.items() if c >= min_freq), key=lambda w: (-counts[w], w)
+        )
+        return cls(ranked[: max(size - 2, 0)])
+
+    def __len__(self) -> int:
+        return len(self.itos)
+
+    def encode(self, texts: list[str], max_len: int) -> tuple[torch.Tensor, torch.Tensor]:
+        """Return (ids, lengths): ids (N, max_len) right-padded with PAD, truncated at max_len."""
+        ids = torch.full((len(texts), max_len), self.PAD, dtype=torch.long)
+        lengths = torch.zeros(len(texts), dtype=torch.long)
+        for i, text in enumerate(texts):
+            row = [self.stoi.get(t, self.UNK) for t in tokenize(text)[:max_len]]
+            ids[i, : len(row)] = torch.tensor(row, dtype=torch.long)
+            lengths[i] = len(row)
+        return ids, lengths
