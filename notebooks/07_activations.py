@@ -294,6 +294,7 @@ metrics = publish(
         f"test_loss_{n}": np.nan_to_num(results.loc[n, "test loss"], nan=np.inf)
         for n in results.index
     },
+    **{f"nonfinite_steps_{n}": results.loc[n, "non-finite steps"] for n in results.index},
     # Counts over the report's twelve activations; our linear control is left out of them.
     n_activations=len(report_rows),
     n_fitted=int(report_rows["fitted"].sum()),
@@ -447,10 +448,15 @@ grad_metrics = publish(
 # - **tan** has the same kind of poles, at every odd multiple of π/2, and composes two layers of
 #   them: its largest hidden activation was {glue:text}`max_hidden_tan:.3g`.
 #
-# Large activations alone are not the problem: `exp` composed twice reached
-# {glue:text}`max_hidden_exp:.3g` on the training points and still fits, because it is smooth and
-# keeps its sign. What breaks 1/x and tan is the pole, where a tiny change of the input flips an
-# enormous output from one sign to the other.
+# Large activations alone do not break training: `exp` composed twice reached
+# {glue:text}`max_hidden_exp:.3g` on the training points and ended at
+# {glue:text}`train_acc_exp:.1%` training accuracy, because it is smooth and keeps its sign. It
+# lives on borrowed time, though: in float32, exp(x) is infinite for x above about 88.7, and once an
+# activation overflows the loss is not a number and training is over. The table's "non-finite
+# steps" column counts such steps ({glue:text}`nonfinite_steps_exp:d` for `exp` in this run);
+# longer training pushes the weights, and with them the activations, towards that edge. What
+# breaks 1/x and tan is different: the pole, where a tiny change of the input flips an enormous
+# output from one sign to the other.
 #
 # Adam normalises each update by a running gradient scale, so a single huge gradient does not throw
 # the weights far. The damage is done in the forward pass: any input near a pole gets an enormous,
@@ -507,16 +513,17 @@ fig.tight_layout()
 plt.show()
 
 off_diagonal = ~np.eye(len(fitted), dtype=bool)
+with torch.inference_mode():
+    nonfinite_far = {
+        n: float((~torch.isfinite(run["model"](far))).float().mean()) for n, run in runs.items()
+    }
 agreement_metrics = publish(
     n_far_points=len(far),
     agree_near=float(near_agree.values[off_diagonal].mean()) if len(fitted) > 1 else 1.0,
     agree_far=float(far_agree.values[off_diagonal].mean()) if len(fitted) > 1 else 1.0,
     agree_far_min=float(far_agree.values[off_diagonal].min()) if len(fitted) > 1 else 1.0,
     # Share of far points where a network's logit is not a finite number (overflow).
-    **{
-        f"nonfinite_far_{n}": float((~torch.isfinite(runs[n]["model"](far))).float().mean())
-        for n in fitted
-    },
+    **{f"nonfinite_far_{n}": share for n, share in nonfinite_far.items()},
 )
 
 # %% [markdown]
