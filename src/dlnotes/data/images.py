@@ -66,10 +66,13 @@ def _channel_stats(x: torch.Tensor) -> tuple[list[float], list[float]]:
 
 
 def _torchvision_mnist(name: str, **fetch_kwargs) -> dict[str, tuple[torch.Tensor, torch.Tensor]]:
+    folder = fetch(name, **fetch_kwargs)  # verifies the files (cheaply, once they are stamped)
+    cached = folder / "tensors.pt"
+    if cached.exists():  # skips importing torchvision.datasets, about a second per process
+        return torch.load(cached, weights_only=True)
     from torchvision import datasets
 
     cls = {"mnist": datasets.MNIST, "fashion-mnist": datasets.FashionMNIST}[name]
-    folder = fetch(name, **fetch_kwargs)
     tv_root = folder / "torchvision"
     raw = tv_root / cls.__name__ / "raw"
     if not raw.is_dir():
@@ -86,6 +89,9 @@ def _torchvision_mnist(name: str, **fetch_kwargs) -> dict[str, tuple[torch.Tenso
         ds = cls(root=str(tv_root), train=train, download=False)
         splits[split] = (ds.data.unsqueeze(1), ds.targets)  # (N, 1, 28, 28) uint8
     splits["classes"] = list(cls.classes)
+    tmp = cached.with_name(f".{cached.name}.{os.getpid()}.tmp")
+    torch.save(splits, tmp)
+    os.replace(tmp, cached)
     return splits
 
 
