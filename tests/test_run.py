@@ -5,6 +5,7 @@ import nbformat
 import pytest
 
 from dlnotes.cli import main
+from dlnotes.files import write_atomic
 from dlnotes.run import (
     ChapterError,
     list_chapters,
@@ -14,7 +15,6 @@ from dlnotes.run import (
     run_chapter,
     staleness,
     sync_pair,
-    write_atomic,
 )
 
 

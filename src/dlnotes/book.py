@@ -6,7 +6,8 @@ import html
 import shutil
 from pathlib import Path
 
-from .run import ChapterError, list_chapters, refresh_prose, run_chapter, staleness, write_atomic
+from .files import write_atomic
+from .run import ChapterError, list_chapters, refresh_prose, run_chapter, staleness
 
 __all__ = ["LANGUAGES", "build_book", "build_language", "update_catalogs", "write_root_index"]
 

@@ -6,6 +6,8 @@ import argparse
 import sys
 from pathlib import Path
 
+from .params import DEVICES
+
 __all__ = ["main"]
 
 
@@ -26,9 +28,7 @@ def _parser() -> argparse.ArgumentParser:
         metavar=("NAME", "VALUE"),
         help="override a parameter (repeatable)",
     )
-    run.add_argument(
-        "--device", choices=["auto", "cpu", "cuda", "mps"], help="device (default auto)"
-    )
+    run.add_argument("--device", choices=DEVICES, help="device (default auto)")
     run.add_argument(
         "--output", type=Path, help="report path (default book/chapters/NN_slug.ipynb)"
     )

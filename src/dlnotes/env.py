@@ -7,15 +7,15 @@ import random
 import numpy as np
 import torch
 
-__all__ = ["pick_device", "seed_everything", "describe_device"]
+from .params import DEVICES
 
-_DEVICES = ("auto", "cpu", "cuda", "mps")
+__all__ = ["pick_device", "seed_everything", "describe_device"]
 
 
 def pick_device(name: str = "auto") -> torch.device:
     """Return the torch device for ``name``: 'auto' takes CUDA, then MPS, then the CPU."""
-    if name not in _DEVICES:
-        raise ValueError(f"unknown device {name!r}; choose one of {', '.join(_DEVICES)}")
+    if name not in DEVICES:
+        raise ValueError(f"unknown device {name!r}; choose one of {', '.join(DEVICES)}")
     if name == "auto":
         if torch.cuda.is_available():
             return torch.device("cuda")

@@ -15,6 +15,7 @@ from datetime import datetime, timezone
 from pathlib import Path
 from typing import Any
 
+from .files import write_atomic
 from .params import ChapterParams, ParameterError, read_parameters, validate
 from .report import code_hash, metrics_from_notebook
 
@@ -31,7 +32,6 @@ __all__ = [
     "staleness",
     "refresh_prose",
     "run_chapter",
-    "write_atomic",
 ]
 
 CHAPTER_NAME = re.compile(r"^\d\d_[a-z0-9_]+$")
@@ -135,17 +135,6 @@ def sync_pair(py: Path) -> bool:
             cell.outputs, cell.execution_count = [], None
     write_atomic(ipynb, jupytext.writes(notebook, fmt="ipynb"))
     return True
-
-
-def write_atomic(path: Path, data: str | bytes) -> None:
-    """Write ``data`` to ``path`` so that readers see the old file or the new one, never a part."""
-    path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
-    try:
-        tmp.write_bytes(data if isinstance(data, bytes) else data.encode())
-        os.replace(tmp, path)
-    finally:
-        tmp.unlink(missing_ok=True)
 
 
 def staleness(root: Path, chapter: str) -> str | None:
@@ -267,10 +256,11 @@ def run_chapter(
     seconds = time.perf_counter() - t0
 
     notebook = nbformat.read(partial, as_version=4)
+    resolved = spec.resolved(params)
     notebook.metadata["dlnotes"] = {
         "chapter": chapter,
-        "profile": spec.resolved(params).get("PROFILE"),
-        "parameters": spec.resolved(params),
+        "profile": resolved.get("PROFILE"),
+        "parameters": resolved,
         "overrides": {k: params[k] for k in wanted},  # what the caller asked for
         "device": device_text,
         "dlnotes": __version__,

@@ -61,16 +61,14 @@ class OverviewTable(SphinxDirective):
         ref_path = Path(self.env.relfn2path(self.arguments[0], self.env.docname)[1])
         self.env.note_dependency(str(ref_path))
         rows = yaml.safe_load(ref_path.read_text(encoding="utf-8"))
-        chapters = Path(self.env.srcdir) / "chapters"
+        runs = {}  # chapter → (metrics, provenance), each report read once
         body = []
         for row in rows:
-            report = chapters / f"{row['chapter']}.ipynb"
-            metrics_file = chapters / f"{row['chapter']}.metrics.json"
-            self.env.note_dependency(str(metrics_file))
-            if metrics_file.exists():
-                metrics = json.loads(metrics_file.read_text())
+            if row["chapter"] not in runs:
+                runs[row["chapter"]] = self._run_of(row["chapter"])
+            metrics, meta = runs[row["chapter"]]
+            if metrics is not None:
                 ours = _format(metrics.get(row["ours"]), row.get("format", ".3f"))
-                meta = json.loads(report.read_text()).get("metadata", {}).get("dlnotes", {})
                 where = f"{meta.get('profile', '?')}, {meta.get('device', '?').split(',')[0]}"
             else:
                 ours, where = _MISSING[language], "—"
@@ -78,6 +76,16 @@ class OverviewTable(SphinxDirective):
             lab = _format(row.get("lab_report"), row.get("format", ".3f"))
             body.append([row["chapter"], label, lab, ours, where])
         return [_table(_HEADERS[language], body)]
+
+    def _run_of(self, chapter: str) -> tuple[dict | None, dict]:
+        """Return a chapter's metrics (None when it has not run) and its report's provenance."""
+        chapters = Path(self.env.srcdir) / "chapters"
+        metrics_file = chapters / f"{chapter}.metrics.json"
+        self.env.note_dependency(str(metrics_file))
+        if not metrics_file.exists():
+            return None, {}
+        report = json.loads((chapters / f"{chapter}.ipynb").read_text())
+        return json.loads(metrics_file.read_text()), report.get("metadata", {}).get("dlnotes", {})
 
 
 _DATA_WORDS = {

@@ -8,13 +8,13 @@ uint8 tensor file keyed by image size, so later runs start in seconds.
 from __future__ import annotations
 
 import gzip
-import os
 import shutil
 from dataclasses import dataclass, field
 from pathlib import Path
 
 import torch
 
+from ..files import atomic_path
 from .registry import get
 from .store import DataError, cache_dir, dataset_root, fetch
 
@@ -77,21 +77,21 @@ def _torchvision_mnist(name: str, **fetch_kwargs) -> dict[str, tuple[torch.Tenso
     raw = tv_root / cls.__name__ / "raw"
     if not raw.is_dir():
         # torchvision reads the uncompressed IDX files from <root>/<Class>/raw.
-        tmp = tv_root / f".raw-{os.getpid()}"
-        tmp.mkdir(parents=True, exist_ok=True)
-        for entry in get(name).files:
-            with gzip.open(folder / entry.name) as src, open(tmp / entry.name[:-3], "wb") as dst:
-                shutil.copyfileobj(src, dst)
-        raw.parent.mkdir(parents=True, exist_ok=True)
-        os.replace(tmp, raw)
+        with atomic_path(raw) as tmp:
+            tmp.mkdir()
+            for entry in get(name).files:
+                with (
+                    gzip.open(folder / entry.name) as src,
+                    open(tmp / entry.name[:-3], "wb") as dst,
+                ):
+                    shutil.copyfileobj(src, dst)
     splits = {}
     for split, train in (("train", True), ("test", False)):
         ds = cls(root=str(tv_root), train=train, download=False)
         splits[split] = (ds.data.unsqueeze(1), ds.targets)  # (N, 1, 28, 28) uint8
     splits["classes"] = list(cls.classes)
-    tmp = cached.with_name(f".{cached.name}.{os.getpid()}.tmp")
-    torch.save(splits, tmp)
-    os.replace(tmp, cached)
+    with atomic_path(cached) as tmp:
+        torch.save(splits, tmp)
     return splits
 
 
@@ -174,9 +174,8 @@ def _image_folder(name: str, size: int | None, progress: bool, **fetch_kwargs):
     listing, classes = _folder_listing(name, root)
     data = {s: _decode(files, size, f"{name} {s}", progress) for s, files in listing.items()}
     data["classes"] = classes
-    tmp = cached.with_name(f".{cached.name}.{os.getpid()}.tmp")
-    torch.save(data, tmp)
-    os.replace(tmp, cached)
+    with atomic_path(cached) as tmp:
+        torch.save(data, tmp)
     return data
 
 

@@ -67,19 +67,28 @@ def checksum_ok(path: Path, entry: DataFile) -> bool:
     return True  # nothing to check against: the caller allowed unverified files
 
 
+def _stamp_file(path: Path) -> Path:
+    return path.with_name(f".{path.name}.ok")
+
+
 def _stamp(path: Path) -> str:
     stat = path.stat()
     return f"{stat.st_size}:{stat.st_mtime_ns}"
 
 
+def _mark_verified(path: Path) -> None:
+    """Record that ``path``, as it is now (size, mtime), passed its checksum."""
+    _stamp_file(path).write_text(_stamp(path))
+
+
 def _verified(path: Path, entry: DataFile) -> bool:
     """Check a cached file, hashing it only when it changed since its last successful check."""
-    stamp = path.with_name(f".{path.name}.ok")
+    stamp = _stamp_file(path)
     if stamp.exists() and stamp.read_text() == _stamp(path):
         return True
     if not checksum_ok(path, entry):
         return False
-    stamp.write_text(_stamp(path))
+    _mark_verified(path)
     return True
 
 
@@ -135,11 +144,14 @@ def fetch_file(
         return target
     _writable(folder)
     if not (entry.sha256 or entry.md5) and not allow_unverified:
+        from .registry import REGISTRY
+
+        checked = [d.name for d in REGISTRY.values() if d.variant_of == dataset.name]
+        alternative = f"the verified variant {', '.join(checked)}" if checked else "a mirror"
         raise DataError(
             f"{dataset.name}: no checksum is recorded for {entry.name}, so it cannot be verified. "
             "Fetch it with allow_unverified=True (`dlnotes data fetch --allow-unverified "
-            f"{dataset.name}`) if you trust the source, or use "
-            f"{dataset.name + '-subset500' if dataset.name == 'horse2zebra' else 'a mirror'}."
+            f"{dataset.name}`) if you trust the source, or use {alternative}."
         )
     tried = []
     if target.exists():
@@ -160,7 +172,7 @@ def fetch_file(
                 tried.append(f"{url}: checksum mismatch (file damaged or a different version)")
                 continue
             os.replace(tmp, target)
-            target.with_name(f".{target.name}.ok").write_text(_stamp(target))
+            _mark_verified(target)
             return target
         except (urllib.error.URLError, OSError, ValueError) as exc:
             reason = getattr(exc, "reason", None) or exc
@@ -249,11 +261,11 @@ def verify_cache(cache: str | Path | None = None) -> list[str]:
             if not path.exists():
                 continue
             if checksum_ok(path, entry):
-                path.with_name(f".{path.name}.ok").write_text(_stamp(path))
+                _mark_verified(path)
                 report.append(f"ok       {dataset.name}/{entry.name}")
             else:
                 path.unlink()
-                path.with_name(f".{path.name}.ok").unlink(missing_ok=True)
+                _stamp_file(path).unlink(missing_ok=True)
                 shutil.rmtree(root / dataset.name / f"unpacked-{entry.name}", ignore_errors=True)
                 report.append(f"damaged  {dataset.name}/{entry.name}: removed; fetch it again")
     return report

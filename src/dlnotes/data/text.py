@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import os
 import re
 from collections import Counter
 from dataclasses import dataclass
@@ -10,6 +9,7 @@ from pathlib import Path
 
 import torch
 
+from ..files import atomic_path
 from .store import cache_dir, dataset_root
 
 __all__ = ["TextData", "load_imdb", "Vocab", "tokenize"]
@@ -55,9 +55,8 @@ def load_imdb(
                 texts += [p.read_text(encoding="utf-8") for p in files]
                 labels += [label] * len(files)
             data["texts"][split], data["labels"][split] = texts, torch.tensor(labels)
-        tmp = cached.with_name(f".{cached.name}.{os.getpid()}.tmp")
-        torch.save(data, tmp)
-        os.replace(tmp, cached)
+        with atomic_path(cached) as tmp:
+            torch.save(data, tmp)
     return TextData(data["texts"], data["labels"], name)
 
 
