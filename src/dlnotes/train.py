@@ -1,21 +1,41 @@
-"""A plain training loop over in-memory tensors, with history, hooks and a progress bar.
+"""The training engine: whole tensors on the device, one host sync per epoch, checkpoints.
 
-The loop is short on purpose: a chapter can read it in one screen. Batches are drawn on the
-device from a seeded permutation, losses are accumulated on the device and read once per epoch.
+``fit`` is the loop every chapter uses; it is short on purpose, so a chapter can read it in one
+screen. Batches are drawn on the device (``Batches``), losses and metrics are accumulated there
+and read once per epoch, and mixed precision is on by default on CUDA. A chapter whose lesson is
+the loop itself writes its own.
 """
 
 from __future__ import annotations
 
-from collections.abc import Callable
+import hashlib
+import json
+import time
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
+from pathlib import Path
 
 import torch
 from torch import nn
 from tqdm.auto import tqdm
 
-__all__ = ["History", "fit", "evaluate", "binary_accuracy", "accuracy"]
+from .files import atomic_path
+
+__all__ = [
+    "History",
+    "Batches",
+    "fit",
+    "evaluate",
+    "predict",
+    "accuracy",
+    "binary_accuracy",
+    "random_crop_flip",
+    "warmup_cosine",
+    "checkpoint_path",
+]
 
 Metric = Callable[[torch.Tensor, torch.Tensor], torch.Tensor]
+Augment = Callable[[torch.Tensor, torch.Generator], torch.Tensor]
 
 
 def binary_accuracy(logits: torch.Tensor, y: torch.Tensor) -> torch.Tensor:
@@ -30,7 +50,10 @@ def accuracy(logits: torch.Tensor, y: torch.Tensor) -> torch.Tensor:
 
 @dataclass
 class History:
-    """Per-epoch curves: ``history['train_loss']`` is a list of floats, one per epoch."""
+    """Per-epoch curves: ``history['train_loss']`` is a list of floats, one per epoch.
+
+    ``seconds`` holds the cumulative training time at the end of each epoch (evaluation excluded).
+    """
 
     curves: dict[str, list[float]] = field(default_factory=dict)
 
@@ -44,8 +67,165 @@ class History:
         """Return the final value of curve ``key``."""
         return self.curves[key][-1]
 
+    def add(self, **values: float) -> None:
+        """Append one value to each named curve."""
+        for key, value in values.items():
+            self.curves.setdefault(key, []).append(value)
+
+
+# --- data on the device ---------------------------------------------------------------------
+
+
+@dataclass
+class Batches:
+    """Mini-batches of whole tensors, shuffled on their device, re-drawn on each iteration.
+
+    One number is drawn from ``generator`` per epoch and seeds a generator on the data's device,
+    which draws the permutation and the augmentation: no per-sample Python, no host transfer, and
+    the CPU generator's state is all a checkpoint needs to replay an epoch.
+    """
+
+    X: torch.Tensor
+    y: torch.Tensor
+    batch_size: int
+    shuffle: bool = True
+    drop_last: bool = False
+    generator: torch.Generator | None = None
+    augment: Augment | None = None
+
+    def __post_init__(self):
+        if len(self.X) != len(self.y):
+            raise ValueError(f"X has {len(self.X)} rows but y has {len(self.y)}")
+
+    def __len__(self) -> int:
+        n, b = len(self.X), self.batch_size
+        return n // b if self.drop_last else -(-n // b)
+
+    def __iter__(self):
+        n, device = len(self.X), self.X.device
+        seed = int(torch.randint(2**62, (), generator=self.generator))
+        g = torch.Generator(device=device).manual_seed(seed)
+        shuffle = self.shuffle and self.batch_size < n
+        order = torch.randperm(n, device=device, generator=g) if shuffle else None
+        stop = n - n % self.batch_size if self.drop_last else n
+        for i in range(0, stop, self.batch_size):
+            if order is None:
+                xb, yb = self.X[i : i + self.batch_size], self.y[i : i + self.batch_size]
+            else:
+                idx = order[i : i + self.batch_size]
+                xb, yb = self.X[idx], self.y[idx]
+            yield (self.augment(xb, g) if self.augment else xb), yb
+
+
+def random_crop_flip(
+    x: torch.Tensor, generator: torch.Generator, *, pad: int = 4, flip: bool = True
+) -> torch.Tensor:
+    """Return a batch (N, C, H, W) randomly translated by up to ``pad`` pixels (zero fill) and
+    mirrored left-right with probability 1/2, each image drawn independently on x's device."""
+    n, _, h, w = x.shape
+    if pad:
+        padded = nn.functional.pad(x, (pad, pad, pad, pad))
+        shift = torch.randint(0, 2 * pad + 1, (2, n, 1), device=x.device, generator=generator)
+        rows = shift[0] + torch.arange(h, device=x.device)  # (N, H)
+        cols = shift[1] + torch.arange(w, device=x.device)  # (N, W)
+        batch = torch.arange(n, device=x.device)[:, None, None]
+        # Advanced indices around a slice put their dims first: (N, H, W, C).
+        x = padded[batch, :, rows[:, :, None], cols[:, None, :]].permute(0, 3, 1, 2)
+    if flip:
+        mirror = torch.rand(n, device=x.device, generator=generator) < 0.5
+        x = torch.where(mirror[:, None, None, None], x.flip(-1), x)
+    return x
+
+
+# --- schedules and checkpoints --------------------------------------------------------------
+
+
+def warmup_cosine(
+    opt: torch.optim.Optimizer, total_steps: int, warmup_steps: int, floor: float = 0.0
+) -> torch.optim.lr_scheduler.LRScheduler:
+    """Return a per-step schedule: linear warm-up from ~0, then cosine decay to ``floor`` x LR.
+
+    Step and one-cycle schedules are torch's own (``StepLR``, ``OneCycleLR``).
+    """
+    sched = torch.optim.lr_scheduler
+    warm = sched.LinearLR(opt, start_factor=1e-3, end_factor=1.0, total_iters=max(warmup_steps, 1))
+    decay = sched.CosineAnnealingLR(
+        opt, T_max=max(total_steps - warmup_steps, 1), eta_min=floor * opt.defaults["lr"]
+    )
+    return sched.SequentialLR(opt, [warm, decay], milestones=[max(warmup_steps, 1)])
+
+
+def checkpoint_path(name: str, config: dict, root: str | Path | None = None) -> Path:
+    """Return the checkpoint file for a run of ``name`` with ``config`` (any JSON-able dict).
+
+    The file name carries a hash of the configuration, so a rerun with the same parameters finds
+    the finished model and a changed parameter trains afresh. ``root`` defaults to
+    ``checkpoints/`` in the dlnotes cache (``DLNOTES_CACHE``).
+    """
+    from .data.store import cache_dir
+
+    key = hashlib.sha256(json.dumps(config, sort_keys=True, default=str).encode()).hexdigest()
+    folder = Path(root) if root is not None else cache_dir() / "checkpoints"
+    return folder / f"{name}-{key[:12]}.pt"
+
+
+def _rng_states(generator: torch.Generator | None) -> dict:
+    states = {"torch": torch.get_rng_state()}
+    if generator is not None:
+        states["generator"] = generator.get_state()
+    if torch.cuda.is_available() and torch.cuda.is_initialized():
+        states["cuda"] = torch.cuda.get_rng_state_all()
+    return states
+
+
+def _restore_rng(states: dict, generator: torch.Generator | None) -> None:
+    torch.set_rng_state(states["torch"])
+    if generator is not None and "generator" in states:
+        generator.set_state(states["generator"])
+    if "cuda" in states and torch.cuda.is_available():
+        torch.cuda.set_rng_state_all(states["cuda"])
+
+
+def _stateful(model, opt, scheduler, ema) -> dict:
+    parts = {"model": model, "opt": opt, "scheduler": scheduler, "ema": ema}
+    return {k: v for k, v in parts.items() if v is not None}
+
+
+# --- evaluation -----------------------------------------------------------------------------
+
+
+def _autocast(device: torch.device, amp: bool | None):
+    enabled = device.type == "cuda" if amp is None else amp
+    return torch.autocast(device.type, dtype=torch.bfloat16, enabled=enabled)
+
 
 @torch.inference_mode()
+def predict(
+    model: nn.Module,
+    X: torch.Tensor,
+    *,
+    batch_size: int = 4096,
+    amp: bool | None = None,
+    flip: bool = False,
+) -> torch.Tensor:
+    """Return the model's float32 outputs for X, computed in large batches in eval mode.
+
+    ``flip=True`` averages the outputs of each image and its mirror (test-time augmentation).
+    """
+    was_training = model.training
+    model.eval()
+    outs = []
+    with _autocast(X.device, amp):
+        for i in range(0, len(X), batch_size):
+            xb = X[i : i + batch_size]
+            out = model(xb).float()
+            if flip:
+                out = (out + model(xb.flip(-1)).float()) / 2
+            outs.append(out)
+    model.train(was_training)
+    return torch.cat(outs)
+
+
 def evaluate(
     model: nn.Module,
     loss_fn: Callable,
@@ -53,90 +233,117 @@ def evaluate(
     y: torch.Tensor,
     metric: Metric | None = None,
     batch_size: int = 4096,
+    amp: bool | None = None,
+    flip: bool = False,
 ) -> tuple[float, float | None]:
     """Return (mean loss, metric) of ``model`` on (X, y), in large batches, in eval mode."""
-    was_training = model.training
-    model.eval()
-    total_loss, total_metric = torch.zeros((), device=X.device), torch.zeros((), device=X.device)
-    for i in range(0, len(X), batch_size):
-        logits = model(X[i : i + batch_size])
-        n = len(logits)
-        total_loss += loss_fn(logits, y[i : i + batch_size]) * n
-        if metric is not None:
-            total_metric += metric(logits, y[i : i + batch_size]) * n
-    model.train(was_training)
-    loss = (total_loss / len(X)).item()
-    return loss, ((total_metric / len(X)).item() if metric is not None else None)
+    logits = predict(model, X, batch_size=batch_size, amp=amp, flip=flip)
+    loss = float(loss_fn(logits, y))
+    return loss, (float(metric(logits, y)) if metric is not None else None)
+
+
+# --- the loop -------------------------------------------------------------------------------
 
 
 def fit(
     model: nn.Module,
     opt: torch.optim.Optimizer,
     loss_fn: Callable,
-    X: torch.Tensor,
-    y: torch.Tensor,
+    train: tuple[torch.Tensor, torch.Tensor] | Iterable,
     *,
     epochs: int,
     batch_size: int | None = None,
     val: tuple[torch.Tensor, torch.Tensor] | None = None,
     metric: Metric | None = None,
     generator: torch.Generator | None = None,
+    scheduler: torch.optim.lr_scheduler.LRScheduler | None = None,
+    schedule_every: str = "step",
+    clip_grad: float | None = None,
+    ema: torch.optim.swa_utils.AveragedModel | None = None,
+    amp: bool | None = None,
+    checkpoint: str | Path | None = None,
     after_backward: Callable[[int, nn.Module], None] | None = None,
-    on_epoch_end: Callable[[int, nn.Module, History], None] | None = None,
+    on_step_end: Callable[[int, nn.Module, torch.Tensor], None] | None = None,
+    on_epoch_end: Callable[[int, nn.Module, History], bool | None] | None = None,
     progress: bool | str = True,
 ) -> History:
-    """Train ``model`` on in-memory tensors and return its History.
+    """Train ``model`` and return its History (curves per epoch).
 
-    ``batch_size=None`` trains on the whole set at once (full-batch gradient descent).
-    ``after_backward(step, model)`` runs after each backward pass, before the optimiser step
-    (read gradients there); ``on_epoch_end(epoch, model, history)`` after each epoch's curves
-    are recorded. ``progress`` may be a string, used as the progress bar's label.
+    ``train`` is ``(X, y)`` (batched on X's device by ``Batches`` with ``batch_size``; None means
+    the whole set at once), a ``Batches``, or any iterable of (x, y) batches such as a
+    ``DataLoader`` for data that does not fit in memory (moved to the model's device per batch).
+    ``scheduler`` steps after every optimiser step, or once per epoch with
+    ``schedule_every="epoch"``. ``clip_grad`` clips the gradient norm; ``ema`` (an
+    ``AveragedModel``) is updated after every step and is what ``val`` evaluates. ``amp``: bf16
+    autocast, by default on CUDA only. ``checkpoint``: a file written atomically after every
+    epoch; a later call with the same file resumes after the last finished epoch (or returns at
+    once if all are done). Hooks: ``after_backward(step, model)`` before the optimiser step (read
+    gradients there), ``on_step_end(step, model, loss)`` with the loss still on the device,
+    ``on_epoch_end(epoch, model, history)``, which stops training early by returning True.
     """
-    n = len(X)
-    batch_size = batch_size or n
-    history = History({"train_loss": []})
-    if metric is not None:
-        history.curves["train_metric"] = []
-    if val is not None:
-        history.curves |= {"val_loss": [], **({"val_metric": []} if metric is not None else {})}
-    bar = tqdm(
-        range(epochs),
-        desc=progress if isinstance(progress, str) else None,
-        disable=progress is False,
-        leave=False,
-        mininterval=0.5,
-    )
-    step = 0
-    model.train()
+    device = next(model.parameters()).device
+    if isinstance(train, tuple):
+        train = Batches(*train, batch_size=batch_size or len(train[0]), generator=generator)
+    rng = generator if generator is not None else getattr(train, "generator", None)
+    history, start, stop = History(), 0, False
+    checkpoint = Path(checkpoint) if checkpoint is not None else None
+    if checkpoint is not None and checkpoint.exists():
+        saved = torch.load(checkpoint, map_location=device, weights_only=False)
+        if saved["epoch"] > epochs:
+            raise ValueError(f"{checkpoint} holds {saved['epoch']} epochs, more than {epochs}")
+        for key, obj in _stateful(model, opt, scheduler, ema).items():
+            obj.load_state_dict(saved[key])
+        history, start, stop = History(saved["history"]), saved["epoch"], saved["stopped"]
+        _restore_rng(saved["rng"], rng)
+    step = start * len(train) if hasattr(train, "__len__") else 0
+    bar = tqdm(range(start, start if stop else epochs), desc=progress if isinstance(progress, str) else None,
+               disable=progress is False, leave=False, mininterval=0.5)  # fmt: skip
     for epoch in bar:
-        order = torch.randperm(n, generator=generator).to(X.device) if batch_size < n else None
-        sum_loss = torch.zeros((), device=X.device)
-        sum_metric = torch.zeros((), device=X.device)
-        for i in range(0, n, batch_size):
-            idx = order[i : i + batch_size] if order is not None else slice(None)
-            xb, yb = X[idx], y[idx]
-            logits = model(xb)
-            loss = loss_fn(logits, yb)
+        model.train()
+        began = time.perf_counter()
+        sums = torch.zeros(3, device=device)  # loss * n, metric * n, n: read once per epoch
+        for xb, yb in train:
+            xb, yb = xb.to(device, non_blocking=True), yb.to(device, non_blocking=True)
+            with _autocast(device, amp):
+                logits = model(xb)
+                loss = loss_fn(logits, yb)
             opt.zero_grad(set_to_none=True)
             loss.backward()
             if after_backward is not None:
                 after_backward(step, model)
+            if clip_grad is not None:
+                nn.utils.clip_grad_norm_(model.parameters(), clip_grad)
             opt.step()
+            if scheduler is not None and schedule_every == "step":
+                scheduler.step()
+            if ema is not None:
+                ema.update_parameters(model)
+            with torch.no_grad():
+                m = metric(logits.float(), yb) if metric is not None else 0.0
+                sums += torch.stack([loss.detach().float(), torch.as_tensor(m, device=device),
+                                     torch.ones((), device=device)]) * len(xb)  # fmt: skip
+            if on_step_end is not None:
+                on_step_end(step, model, loss.detach())
             step += 1
-            sum_loss += loss.detach() * len(xb)
-            if metric is not None:
-                sum_metric += metric(logits.detach(), yb) * len(xb)
-        # One host sync per epoch, for the curves.
-        history.curves["train_loss"].append((sum_loss / n).item())
+        if scheduler is not None and schedule_every == "epoch":
+            scheduler.step()
+        loss_sum, metric_sum, n = sums.tolist()  # the epoch's one host sync
+        seconds = time.perf_counter() - began + (history.last("seconds") if epoch else 0.0)
+        history.add(train_loss=loss_sum / n, seconds=seconds)
         if metric is not None:
-            history.curves["train_metric"].append((sum_metric / n).item())
+            history.add(train_metric=metric_sum / n)
         if val is not None:
-            val_loss, val_metric = evaluate(model, loss_fn, *val, metric=metric)
-            history.curves["val_loss"].append(val_loss)
-            if metric is not None:
-                history.curves["val_metric"].append(val_metric)
+            val_loss, val_metric = evaluate(ema or model, loss_fn, *val, metric=metric, amp=amp)
+            history.add(val_loss=val_loss, **({"val_metric": val_metric} if metric else {}))
         if on_epoch_end is not None:
-            on_epoch_end(epoch, model, history)
+            stop = bool(on_epoch_end(epoch, model, history))
+        if checkpoint is not None:
+            state = {k: v.state_dict() for k, v in _stateful(model, opt, scheduler, ema).items()}
+            with atomic_path(checkpoint) as tmp:
+                torch.save(state | {"epoch": epoch + 1, "history": history.curves, "stopped": stop,
+                                    "rng": _rng_states(rng)}, tmp)  # fmt: skip
         bar.set_postfix(loss=f"{history.last('train_loss'):.4f}", refresh=False)
+        if stop:
+            break
     bar.close()
     return history
