@@ -145,3 +145,20 @@ def test_datasets_page_lists_the_registry(site):
     for folder, header in (("en", "Mirror folder"), ("zh", "镜像目录")):
         page = (site / folder / "datasets.html").read_text(encoding="utf-8")
         assert header in page and "horse2zebra-subset500" in page and "Maas" in page
+
+
+@pytest.mark.slow
+def test_benchmark_page_shows_the_committed_results_in_both_languages(site):
+    result = json.loads(
+        (ROOT / "book" / "bench" / "cpu.json").read_text()
+    )  # machine words are split into spans
+    for folder, header, missing in (
+        ("en", "Samples/s", "Not measured yet"),
+        ("zh", "样本/秒", "尚未测量"),
+    ):
+        page = (site / folder / "benchmarks.html").read_text(encoding="utf-8")
+        assert header in page and all(word in page for word in result["machine"].split())
+        assert page.count("<table") == 2 + (ROOT / "book" / "bench" / "cuda.json").exists()
+        assert "cpu.png" in page
+        if not (ROOT / "book" / "bench" / "cuda.json").exists():
+            assert missing in page

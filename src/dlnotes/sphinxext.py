@@ -15,7 +15,7 @@ import yaml
 from docutils import nodes
 from sphinx.util.docutils import SphinxDirective
 
-__all__ = ["setup", "twin_link", "OverviewTable", "DatasetTable"]
+__all__ = ["setup", "twin_link", "OverviewTable", "DatasetTable", "BenchTables", "bench_rows"]
 
 # The language a page is in → (folder of the other language, label of the link, its lang tag).
 _TWIN = {"en": ("zh", "中文", "zh-CN"), "zh_CN": ("en", "English", "en")}
@@ -122,6 +122,81 @@ class DatasetTable(SphinxDirective):
         return [_table(words["headers"], rows), details]
 
 
+_BENCH_WORDS = {
+    "en": {"loops": ["Task", "Loop", "Batch", "Samples/s", "Speed-up", "Test acc.",
+                     "Time to target (s)", "Peak memory (MiB)"],
+           "speedrun": ["Run", "Seed", "Wall time (s)", "Test acc."],
+           "lab": "lab-report style", "engine": "dlnotes engine",
+           "engine-tuned": "dlnotes engine, larger batch",
+           "mnist": "MNIST to 99%", "never": "not reached"},
+    "zh_CN": {"loops": ["任务", "循环", "批大小", "样本/秒", "加速比", "测试准确率",
+                        "达到目标用时（秒）", "峰值内存（MiB）"],
+              "speedrun": ["任务", "随机种子", "总用时（秒）", "测试准确率"],
+              "lab": "实验报告写法", "engine": "dlnotes 引擎",
+              "engine-tuned": "dlnotes 引擎，更大批次",
+              "mnist": "MNIST 达到 99%", "never": "未达到"},
+}  # fmt: skip
+
+
+_BENCH_MISSING = {
+    "en": "Not measured yet: run the benchmark on such a machine (see bench/README.md).",
+    "zh_CN": "尚未测量：请在这类机器上运行基准测试（见 bench/README.md）。",
+}
+
+
+def bench_rows(result: dict, language: str = "en") -> list[tuple[list[str], list[list[str]]]]:
+    """Return the benchmark result as (headers, rows) tables: the loop pairs, the speedruns."""
+    words = _BENCH_WORDS.get(language, _BENCH_WORDS["en"])
+    pairs = []
+    for entry in result["tasks"].values():
+        runs = entry["runs"]
+        base = runs["lab"]["samples_per_second"]
+        for loop, run in runs.items():
+            speedup = run["samples_per_second"] / base
+            ttt = run["time_to_target"]
+            pairs.append([
+                entry["task"]["label"], words[loop], str(run["config"]["batch_size"]),
+                f"{run['samples_per_second']:,.0f}", f"{speedup:.1f}×",
+                f"{run['test_acc'][-1]:.4f}",
+                f"{ttt:.1f} ({run['target_acc']:.4f})" if ttt is not None else words["never"],
+                f"{run['peak_memory_mib']:,.0f}",
+            ])  # fmt: skip
+    tables = [(words["loops"], pairs)]
+    if result.get("speedrun"):
+        runs = [[words["mnist"], str(i), f"{r['seconds']:.1f}", f"{r['test_acc']:.4f}"]
+                for i, r in enumerate(result["speedrun"])]  # fmt: skip
+        tables.append((words["speedrun"], runs))
+    return tables
+
+
+class BenchTables(SphinxDirective):
+    """``{dlnotes-bench}`` with a benchmark result JSON: its machine, its tables and its figure
+    (the PNG beside it), or a line saying it has not been measured."""
+
+    required_arguments = 1
+
+    def run(self):
+        language = self.config.language if self.config.language in _BENCH_WORDS else "en"
+        path = Path(self.env.relfn2path(self.arguments[0], self.env.docname)[1])
+        self.env.note_dependency(str(path))
+        # One container around generated text: without a source of their own, gettext leaves
+        # its paragraphs out of the catalogs (the words come translated from _BENCH_WORDS).
+        box = nodes.container(classes=["dlnotes-bench"])
+        if not path.exists():
+            box += nodes.paragraph(text=_BENCH_MISSING[language])
+            return [box]
+        result = json.loads(path.read_text(encoding="utf-8"))
+        where = nodes.paragraph()
+        where += nodes.literal(
+            text=f"{result['machine']} · torch {result['torch']} · {result['date']}"
+        )
+        box += where
+        box.extend(_table(headers, rows) for headers, rows in bench_rows(result, language))
+        if path.with_suffix(".png").exists():
+            box += nodes.image(uri=str(Path(self.arguments[0]).with_suffix(".png")), width="100%")
+        return [box]
+
+
 def _table(headers: list[str], rows: list[list[str]]) -> nodes.table:
     table = nodes.table(classes=["dlnotes-overview"])
     group = nodes.tgroup(cols=len(headers))
@@ -145,4 +220,5 @@ def setup(app):
     app.connect("html-page-context", _add_twin_link)
     app.add_directive("dlnotes-overview", OverviewTable)
     app.add_directive("dlnotes-datasets", DatasetTable)
+    app.add_directive("dlnotes-bench", BenchTables)
     return {"parallel_read_safe": True, "parallel_write_safe": True, "version": "1"}

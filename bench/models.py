@@ -1,0 +1,61 @@
+"""The benchmark's models: the lab reports' kinds of network, at sizes a 2-core CPU can train."""
+
+from __future__ import annotations
+
+import torch
+from torch import nn
+
+
+def mlp(hidden: int = 500) -> nn.Module:
+    """Return the Fashion-MNIST FNN of the PyTorch notes: 784 -> 500 -> 10."""
+    return nn.Sequential(nn.Flatten(), nn.Linear(28 * 28, hidden), nn.ReLU(), nn.Linear(hidden, 10))
+
+
+def lenet() -> nn.Module:
+    """Return LeNet-5 with ReLU and max-pooling, for 28x28 digits."""
+    return nn.Sequential(
+        nn.Conv2d(1, 6, 5, padding=2), nn.ReLU(), nn.MaxPool2d(2),  # (B, 6, 14, 14)
+        nn.Conv2d(6, 16, 5), nn.ReLU(), nn.MaxPool2d(2),  # (B, 16, 5, 5)
+        nn.Flatten(), nn.Linear(16 * 5 * 5, 120), nn.ReLU(),
+        nn.Linear(120, 84), nn.ReLU(), nn.Linear(84, 10),
+    )  # fmt: skip
+
+
+def small_vgg(widths=(32, 64, 128)) -> nn.Module:
+    """Return a VGG-style net for 32x32 images: two 3x3 convs per stage, max-pool, two linear.
+
+    Like the report's Keras VGG16 it has no batch norm; it is narrower and three stages deep.
+    """
+    layers, c = [], 3
+    for w in widths:
+        layers += [nn.Conv2d(c, w, 3, padding=1), nn.ReLU(), nn.Conv2d(w, w, 3, padding=1),
+                   nn.ReLU(), nn.MaxPool2d(2)]  # fmt: skip
+        c = w
+    side = 32 // 2 ** len(widths)
+    return nn.Sequential(*layers, nn.Flatten(), nn.Linear(c * side * side, 256), nn.ReLU(),
+                         nn.Linear(256, 10))  # fmt: skip
+
+
+class BiLSTM(nn.Module):
+    """The IMDB report's classifier: embedding 64, two bidirectional LSTM layers, two linear."""
+
+    def __init__(self, vocab: int, emb: int = 64, hidden: int = 64):
+        super().__init__()
+        self.emb = nn.Embedding(vocab, emb, padding_idx=0)
+        self.lstm = nn.LSTM(emb, hidden, num_layers=2, bidirectional=True, batch_first=True)
+        self.head = nn.Sequential(nn.Linear(2 * hidden, 64), nn.ReLU(), nn.Linear(64, 1))
+
+    def forward(self, ids: torch.Tensor) -> torch.Tensor:
+        out, _ = self.lstm(self.emb(ids))  # (B, T, 2H)
+        return self.head(out[:, -1]).squeeze(-1)  # the last step, as Keras' LSTM returns it
+
+
+def speedrun_cnn(widths=(16, 32, 64)) -> nn.Module:
+    """Return the small BN convnet of the CPU MNIST speedrun: three conv stages, global max-pool."""
+
+    def block(cin, cout):
+        return [nn.Conv2d(cin, cout, 3, padding=1, bias=False), nn.BatchNorm2d(cout), nn.ReLU()]
+
+    a, b, c = widths
+    return nn.Sequential(*block(1, a), nn.MaxPool2d(2), *block(a, b), nn.MaxPool2d(2),
+                         *block(b, c), nn.AdaptiveMaxPool2d(1), nn.Flatten(), nn.Linear(c, 10))  # fmt: skip
