@@ -150,6 +150,8 @@ def measure(task: Task, loop: str, device: torch.device, seed: int = 0) -> dict:
         cfg |= task.engine | (task.tuned if loop == "engine-tuned" else {})
     opt = torch.optim.Adam(model.parameters(), lr=cfg["lr"])
     if device.type == "cuda":
+        torch.backends.cudnn.benchmark = True
+        torch.set_float32_matmul_precision("high")  # TF32: the caller's switch, as in chapters
         torch.cuda.reset_peak_memory_stats(device)
     began = time.perf_counter()
     if loop == "lab":

@@ -298,6 +298,7 @@ def fit(
     step = start * len(train) if hasattr(train, "__len__") else 0
     bar = tqdm(range(start, start if stop else epochs), desc=progress if isinstance(progress, str) else None,
                disable=progress is False, leave=False, mininterval=0.5)  # fmt: skip
+    zero, one = torch.zeros((), device=device), torch.ones((), device=device)
     for epoch in bar:
         model.train()
         began = time.perf_counter()
@@ -318,10 +319,9 @@ def fit(
                 scheduler.step()
             if ema is not None:
                 ema.update_parameters(model)
-            with torch.no_grad():
-                m = metric(logits.float(), yb) if metric is not None else 0.0
-                sums += torch.stack([loss.detach().float(), torch.as_tensor(m, device=device),
-                                     torch.ones((), device=device)]) * len(xb)  # fmt: skip
+            with torch.no_grad():  # stays on the device: no host sync per step
+                m = metric(logits.float(), yb) if metric is not None else zero
+                sums += torch.stack([loss.detach().float(), m.float(), one]) * len(xb)
             if on_step_end is not None:
                 on_step_end(step, model, loss.detach())
             step += 1
