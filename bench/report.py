@@ -7,6 +7,11 @@ from pathlib import Path
 from dlnotes.sphinxext import bench_rows
 
 
+def wall_times(curves: dict) -> list[float]:
+    """Return the wall time at each epoch's end: training (cumulative) plus every evaluation so far."""
+    return [t + sum(curves["eval_seconds"][: i + 1]) for i, t in enumerate(curves["seconds"])]
+
+
 def table(result: dict) -> str:
     """Return the result's tables in Markdown, under a line naming the machine."""
     lines = [f"{result['machine']}, torch {result['torch']}, {result['date']}"]
@@ -46,11 +51,9 @@ def plot(result: dict, path: Path) -> None:
         for i, entry in enumerate(tasks):
             ax = axd[f"t{i}"]
             for loop, run in entry["runs"].items():
-                clock, t = [], 0.0
-                for i in range(len(run["test_acc"])):  # wall time: training plus evaluation
-                    t = run["seconds"][i] + sum(run["eval_seconds"][: i + 1])
-                    clock.append(t)
-                ax.plot(clock, run["test_acc"], "o-", color=colors[loop], label=names[loop])
+                ax.plot(
+                    wall_times(run), run["test_acc"], "o-", color=colors[loop], label=names[loop]
+                )
             ax.set_title(entry["task"]["name"])
             ax.set_xlabel("wall time (s)")
             ax.set_ylabel("test accuracy")

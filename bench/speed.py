@@ -77,14 +77,14 @@ def _image_sets(task: Task, loop: str, device: torch.device, seed: int):
     if loop != "lab":
         return tuple((data[s][0][idx[s].to(device)], data[s][1][idx[s].to(device)])
                      for s in ("train", "test"))  # fmt: skip
+    mean, std = data.mean, data.std  # empty unless normalization is 'standard'
     del data
     from torch.utils.data import Subset
     from torchvision import datasets, transforms
 
     steps = [transforms.ToTensor()]  # PIL image -> float in [0, 1], per sample
     if task.normalization == "standard":
-        stats = load_images(task.data, progress=False)
-        steps.append(transforms.Normalize(stats.mean, stats.std))
+        steps.append(transforms.Normalize(mean, std))
     tf = transforms.Compose(steps)
     if task.data in ("mnist", "fashion-mnist"):
         # load_images has unpacked the IDX files where torchvision's own class reads them.
@@ -138,9 +138,9 @@ def measure(task: Task, loop: str, device: torch.device, seed: int = 0) -> dict:
     prep_seconds = time.perf_counter() - began
     torch.manual_seed(seed)  # same initial weights for both loops
     model = {
-        "mlp-fashion": lambda: models.mlp(),
-        "lenet-mnist": lambda: models.lenet(),
-        "vgg-cifar10": lambda: models.small_vgg(),
+        "mlp-fashion": models.mlp,
+        "lenet-mnist": models.lenet,
+        "vgg-cifar10": models.small_vgg,
         "bilstm-imdb": lambda: models.BiLSTM(vocab_size),
     }[task.name]().to(device)
     binary = task.data == "imdb"
@@ -150,8 +150,6 @@ def measure(task: Task, loop: str, device: torch.device, seed: int = 0) -> dict:
         cfg |= task.engine | (task.tuned if loop == "engine-tuned" else {})
     opt = torch.optim.Adam(model.parameters(), lr=cfg["lr"])
     if device.type == "cuda":
-        torch.backends.cudnn.benchmark = True
-        torch.set_float32_matmul_precision("high")  # TF32: the caller's switch, as in chapters
         torch.cuda.reset_peak_memory_stats(device)
     began = time.perf_counter()
     if loop == "lab":
@@ -207,12 +205,11 @@ def peak_rss_mib() -> float:
 
 def time_to(curves: dict, target: float) -> float | None:
     """Return wall seconds (training plus evaluation) until test accuracy first reached target."""
-    total = 0.0
-    for i, acc in enumerate(curves["test_acc"]):
-        train = curves["seconds"][i] - (curves["seconds"][i - 1] if i else 0.0)
-        total += train + curves["eval_seconds"][i]
+    from report import wall_times
+
+    for acc, clock in zip(curves["test_acc"], wall_times(curves), strict=True):
         if acc >= target - 1e-12:
-            return total
+            return clock
     return None
 
 
@@ -251,6 +248,9 @@ def main(argv: list[str] | None = None) -> None:
     if args.child:
         name, loop, device = args.child
         device = torch.device(device)
+        if device.type == "cuda":  # the caller's switches, never set on import
+            torch.backends.cudnn.benchmark = True
+            torch.set_float32_matmul_precision("high")  # TF32 where autocast leaves fp32
         if name == "speedrun":
             import speedrun
 

@@ -24,9 +24,6 @@ MNIST_RECIPE = {"epochs": 2, "batch_size": 128, "lr": 0.1, "widths": (16, 32, 64
 def mnist(device: torch.device, *, seed: int = 0, **overrides) -> dict:
     """Train to 99% on MNIST as fast as the recipe allows; return seconds and accuracy."""
     cfg = MNIST_RECIPE | overrides
-    if device.type == "cuda":  # the caller's switches, never set on import
-        torch.backends.cudnn.benchmark = True
-        torch.set_float32_matmul_precision("high")  # TF32 for what autocast leaves in fp32
     began = time.perf_counter()
     data = load_images("mnist", device=device, progress=False)
     (X, y), (X_test, y_test) = data["train"], data["test"]

@@ -298,11 +298,11 @@ def fit(
     step = start * len(train) if hasattr(train, "__len__") else 0
     bar = tqdm(range(start, start if stop else epochs), desc=progress if isinstance(progress, str) else None,
                disable=progress is False, leave=False, mininterval=0.5)  # fmt: skip
-    zero, one = torch.zeros((), device=device), torch.ones((), device=device)
+    zero = torch.zeros((), device=device)
     for epoch in bar:
         model.train()
         began = time.perf_counter()
-        sums = torch.zeros(3, device=device)  # loss * n, metric * n, n: read once per epoch
+        sums, n = torch.zeros(2, device=device), 0  # loss * n, metric * n: read once per epoch
         for xb, yb in train:
             xb, yb = xb.to(device, non_blocking=True), yb.to(device, non_blocking=True)
             with _autocast(device, amp):
@@ -321,19 +321,22 @@ def fit(
                 ema.update_parameters(model)
             with torch.no_grad():  # stays on the device: no host sync per step
                 m = metric(logits.float(), yb) if metric is not None else zero
-                sums += torch.stack([loss.detach().float(), m.float(), one]) * len(xb)
+                sums += torch.stack([loss.detach().float(), m.float()]) * len(xb)
+            n += len(xb)
             if on_step_end is not None:
                 on_step_end(step, model, loss.detach())
             step += 1
         if scheduler is not None and schedule_every == "epoch":
             scheduler.step()
-        loss_sum, metric_sum, n = sums.tolist()  # the epoch's one host sync
+        loss_sum, metric_sum = sums.tolist()  # the epoch's one host sync
         seconds = time.perf_counter() - began + (history.last("seconds") if epoch else 0.0)
         history.add(train_loss=loss_sum / n, seconds=seconds)
         if metric is not None:
             history.add(train_metric=metric_sum / n)
         if val is not None:
-            val_loss, val_metric = evaluate(ema or model, loss_fn, *val, metric=metric, amp=amp)
+            val_loss, val_metric = evaluate(
+                ema if ema is not None else model, loss_fn, *val, metric=metric, amp=amp
+            )
             history.add(val_loss=val_loss, **({"val_metric": val_metric} if metric else {}))
         if on_epoch_end is not None:
             stop = bool(on_epoch_end(epoch, model, history))
