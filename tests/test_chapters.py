@@ -127,6 +127,23 @@ def test_activations_smoke_metrics(smoke_runs):
     assert m["max_hidden_reciprocal"] > 100 * m["max_hidden_relu"]
 
 
+@pytest.mark.slow
+def test_mlp_smoke_metrics(smoke_runs):
+    m = smoke_runs["01_mlp"].metrics
+    # The hand-written backward pass agrees with autograd to float64 round-off, for every
+    # activation and loss.
+    assert m["gradcheck_max_rel_error"] < 1e-10
+    assert m["gradcheck_bug_rel_error"] > 0.01  # and catches a derivative left out
+    # A confidently wrong sigmoid output: cross-entropy's gradient dwarfs the squared error's.
+    assert m["grad_ratio_at_minus6"] > 100 and abs(m["grad_ce_at_minus6"] - 1) < 0.01
+    accuracies = [k for k in m if k.endswith("_acc") or "_acc_" in k]
+    assert len(accuracies) > 20 and all(0 <= m[k] <= 1 for k in accuracies)
+    assert m["fnn_test_acc_min"] <= m["fnn_test_acc_mean"] <= m["fnn_test_acc_max"]
+    # Even the stand-in digits are learnt: far above the 10% of guessing.
+    assert m["softmax_test_acc"] > 0.5 and m["fnn_test_acc_mean"] > 0.5
+    assert m["np_n_train"] == 1500 and m["cmp_n_train"] == 1000
+
+
 def test_chapter_sources_parse():
     for chapter in CHAPTERS:
         notebook = jupytext.read(ROOT / "notebooks" / f"{chapter}.py")

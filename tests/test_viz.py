@@ -11,6 +11,7 @@ from dlnotes.viz import (
     boundary_grid,
     figure_png,
     gif_gallery,
+    image_grid,
     plot_boundary,
     predict_grid,
 )
@@ -54,3 +55,18 @@ def test_plot_boundary_and_gallery_bundle():
     assert "data:image/gif;base64,R0lGODlhLWZha2U=" in bundle["text/html"]
     assert "relu &lt;1&gt;" in bundle["text/html"] and "repeat(3," in bundle["text/html"]
     assert set(bundle) == {"text/html", "image/png"}
+
+
+def test_image_grid_lays_out_images_with_titles_and_blank_spares():
+    images = torch.zeros(5, 1, 4, 4)
+    images[:, :, 0, 0] = torch.arange(5).float()[:, None]  # each image a different range
+    fig = image_grid(images, [f"img {i}" for i in range(5)], columns=3)
+    axes = fig.axes
+    assert len(axes) == 6  # two rows of three
+    shown = [ax for ax in axes if ax.images]
+    assert [ax.get_title() for ax in shown] == [f"img {i}" for i in range(5)]
+    data = shown[3].images[0].get_array()
+    assert data.shape == (4, 4) and data.max() == 1.0 and data.min() == 0.0  # own range, scaled
+    assert not axes[5].images  # the spare axis stays empty
+    rgb = image_grid(torch.rand(2, 3, 4, 4), columns=2)
+    assert rgb.axes[0].images[0].get_array().shape == (4, 4, 3)

@@ -28,6 +28,7 @@ __all__ = [
     "animation_gif",
     "figure_png",
     "gif_gallery",
+    "image_grid",
 ]
 
 # Ten flat bands of P(y=1): flat colours keep GIFs small and make the 0.5 line easy to read.
@@ -158,3 +159,40 @@ def gif_gallery(
     if fallback_png is not None:
         bundle["image/png"] = base64.b64encode(fallback_png).decode()
     return bundle
+
+
+def image_grid(
+    images: np.ndarray | torch.Tensor,
+    titles: Sequence[str] | None = None,
+    *,
+    columns: int = 8,
+    size: float = 1.3,
+    cmap: str = "gray_r",
+):
+    """Return a figure of images, (N, H, W) or (N, C, H, W) with C in {1, 3}, one per axis.
+
+    Each image is scaled to its own range for display, so normalised tensors can be passed as
+    they are; ``titles`` label the images (for example "true → predicted").
+    """
+    images = torch.as_tensor(images).detach().float().cpu()
+    if images.ndim == 4:
+        images = images.permute(0, 2, 3, 1)  # (N, H, W, C) for imshow
+        if images.shape[-1] == 1:
+            images = images[..., 0]
+    lo = images.flatten(1).min(1).values.view(-1, *[1] * (images.ndim - 1))
+    hi = images.flatten(1).max(1).values.view(-1, *[1] * (images.ndim - 1))
+    images = ((images - lo) / (hi - lo).clamp_min(1e-8)).numpy()
+    n = len(images)
+    rows = max(1, -(-n // columns))
+    with plt.rc_context(_STYLE | {"axes.titlesize": 8}):
+        fig, axes = plt.subplots(
+            rows, columns, figsize=(size * columns, size * rows * 1.15), squeeze=False
+        )
+        for i, ax in enumerate(axes.flat):
+            ax.set_axis_off()
+            if i < n:
+                ax.imshow(images[i], cmap=cmap if images[i].ndim == 2 else None)
+                if titles is not None:
+                    ax.set_title(titles[i])
+        fig.tight_layout()
+    return fig
