@@ -107,11 +107,23 @@ def build_book(
 
 
 def update_catalogs(root: Path) -> list[str]:
-    """Extract the book's messages and update the zh_CN catalogs; return sphinx-intl's report."""
+    """Extract the book's messages and update the zh_CN catalogs; return sphinx-intl's report.
+
+    Reports whose code is current get the source's prose first, so that edited English is what
+    gets extracted; a stale report is left alone and named (run the chapter to refresh it).
+    """
     from sphinx_intl import basic
 
+    lines = []
+    for chapter in list_chapters(root):
+        if staleness(root, chapter) is not None:
+            lines.append(
+                f"{chapter}: report out of date, its old prose extracted (dlnotes run {chapter})"
+            )
+        elif refresh_prose(root, chapter):
+            lines.append(f"{chapter}: prose copied from notebooks/{chapter}.py into the report")
     book = root / "book"
     pot = root / "build" / "gettext"
     build_language(book, pot, "en", builder="gettext")
     basic.update(str(book / "locales"), str(pot), ("zh_CN",))
-    return [f"updated catalogs in {book / 'locales'} from {pot}"]
+    return [*lines, f"updated catalogs in {book / 'locales'} from {pot}"]
