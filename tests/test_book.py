@@ -133,6 +133,22 @@ def test_chinese_pages_are_translated_and_searchable(site):
 
 
 @pytest.mark.slow
+def test_chinese_headings_are_translated(site):
+    # A heading whose translation Sphinx rejects (say "3. 标题", re-parsed as a list) stays English.
+    pages = sorted((site / "zh" / "chapters").glob("*.html"))
+    assert pages
+    for page in pages:
+        text = page.read_text(encoding="utf-8")
+        headings = re.findall(r"<h[1-3][^>]*>(.*?)</h[1-3]>", text, flags=re.S)
+        english = [
+            h
+            for h in (re.sub(r"<[^>]+>", "", h).strip() for h in headings)
+            if h and not re.search(r"[\u4e00-\u9fff]", h)
+        ]
+        assert not english, f"{page.name}: untranslated headings {english}"
+
+
+@pytest.mark.slow
 def test_overview_table_lists_the_reports_numbers(site):
     for folder, header in (("en", "Lab report"), ("zh", "实验报告")):
         page = (site / folder / "overview.html").read_text(encoding="utf-8")
