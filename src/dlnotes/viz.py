@@ -179,8 +179,9 @@ def image_grid(
         images = images.permute(0, 2, 3, 1)  # (N, H, W, C) for imshow
         if images.shape[-1] == 1:
             images = images[..., 0]
-    lo = images.flatten(1).min(1).values.view(-1, *[1] * (images.ndim - 1))
-    hi = images.flatten(1).max(1).values.view(-1, *[1] * (images.ndim - 1))
+    per_image = tuple(range(1, images.ndim))
+    lo = images.amin(dim=per_image, keepdim=True)
+    hi = images.amax(dim=per_image, keepdim=True)
     images = ((images - lo) / (hi - lo).clamp_min(1e-8)).numpy()
     n = len(images)
     rows = max(1, -(-n // columns))
