@@ -152,3 +152,20 @@ def test_chapter_sources_parse():
                 ast.parse(
                     "\n".join(x for x in cell.source.splitlines() if not x.startswith(("%", "!")))
                 )
+
+
+@pytest.mark.slow
+def test_cnn_smoke_metrics(smoke_runs):
+    m = smoke_runs["02_cnn"].metrics
+    # Our ResNet-18 builder is torchvision's at torchvision's settings: same weights, same outputs.
+    assert m["resnet_oracle_max_diff"] < 1e-5 and m["vgg16_params_match"] == 1
+    assert m["resnet18_params_full"] > 10_000_000 > m["vgg11_params_full"] > 9_000_000
+    accuracies = [k for k in m if k.endswith("_acc") or "_acc_" in k]
+    assert len(accuracies) > 20 and all(0 <= m[k] <= 1 for k in accuracies)
+    # A softmax before CrossEntropyLoss puts a floor under the loss: log(1 + 9/e).
+    assert abs(m["opt_softmax_loss_floor"] - 1.4612) < 1e-3
+    assert m["opt_softmax_final_loss"] > m["opt_softmax_loss_floor"]
+    assert m["opt_sampling_gap_max"] > 0  # sampling the answer scores below the arg-max
+    assert m["abl_n_runs"] == 14 and 0 <= m["abl_n_agree"] <= m["abl_n_compared"]
+    # The stand-in digits are learnt by the first CNN: far above the 10% of guessing.
+    assert m["fcnn_test_acc_mean"] > 0.5 and m["fcnn_seeds"] == 1

@@ -1,0 +1,1645 @@
+# ---
+# jupyter:
+#   jupytext:
+#     formats: ipynb,py:percent
+#     text_representation:
+#       extension: .py
+#       format_name: percent
+#       format_version: '1.3'
+#       jupytext_version: 1.19.6
+#   kernelspec:
+#     display_name: Python 3 (ipykernel)
+#     language: python
+#     name: python3
+# ---
+
+# %% [markdown]
+# # Convolutional networks: from a first CNN to ResNet ablations
+#
+# A convolutional network looks at an image through small filters that slide over it, so it
+# needs far fewer weights than a perceptron and knows that neighbouring pixels belong together.
+# This chapter trains the convolutional networks of four lab reports, checks their numbers, and
+# asks six questions:
+#
+# 1. How much does a first, two-layer CNN gain over the perceptron on Fashion-MNIST, and what do
+#    its filters look for?
+# 2. LeNet, VGG-11 or ResNet-18 for handwritten digits: which is most accurate, and what does each
+#    cost in parameters and time?
+# 3. Which optimiser and learning-rate schedule train a small CNN on MNIST best, and what do two
+#    bugs in the lab report's code (a softmax before the loss, and a test that *samples* the
+#    answer) do to its numbers?
+# 4. Why does VGG16 overfit CIFAR-10 with the report's recipe, and which ingredients close the
+#    gap between training and test accuracy?
+# 5. Which choices matter for a ResNet-18 trained from scratch on small 64×64 images from 100
+#    classes: the stem, the width, flips, dropout, the normalisation layer, the learning-rate
+#    decay, the residual connections, the depth?
+# 6. How fast can a CNN reach the report's CIFAR-10 accuracy on the hardware at hand (ours,
+#    beyond the lab reports)?
+#
+# **What you will learn**
+#
+# - what convolution, pooling and batch normalisation do, seen in filters and feature maps;
+# - why residual connections let deep networks train, measured by removing them;
+# - how an optimiser, a schedule, augmentation and regularisation change a training run;
+# - how to read an ablation study, and when a difference is too small to mean anything.
+#
+# The sections are long; the list on the right of the page jumps between them. Each ends with a
+# table that puts the lab report's number beside ours.
+
+# %% tags=["parameters"]
+PROFILE = "quick"  # smoke: seconds, for tests | quick: minutes on a CPU | full: reports' scale
+DEVICE = "auto"  # auto | cpu | cuda
+SEED = 0  # seeds the data subsets and splits, the initial weights and the batch order
+STANDIN = None  # True: stand-in data (sklearn digits, random pixels); None: profile's value
+FCNN_EPOCHS = 2  # epochs of the first CNN on Fashion-MNIST (lab report: 2)
+FCNN_BATCH = 100  # its batch size (lab report: 100)
+FCNN_LR = 0.001  # its Adam learning rate (lab report: 0.001)
+FCNN_SEEDS = None  # how many seeds the first CNN is trained with
+ARCH_TRAIN = None  # MNIST training images for LeNet / VGG-11 / ResNet-18 (lab report: 60000)
+ARCH_EPOCHS = None  # their epochs (lab report: 10)
+ARCH_WIDTH = None  # width multiplier of VGG-11 and ResNet-18 (1: the published widths)
+ARCH_BATCH = 128  # their batch size (not given in the lab report)
+ARCH_LR = 0.001  # their Adam learning rate (not given in the lab report)
+OPT_TRAIN = None  # MNIST training images of the optimiser study, before the validation split
+OPT_VAL = 0.167  # share of them held out for validation (lab report: 16.7%)
+OPT_EPOCHS = None  # epochs of each optimiser run (lab report: 64)
+OPT_BATCH = None  # batch size of the optimiser runs (lab report: 16)
+OPT_LR = 0.0003  # Adam and NAdam learning rate (lab report's code: 0.0003)
+OPT_PATIENCE = 48  # early stopping after this many epochs without a better validation accuracy
+CIFAR_TRAIN = None  # CIFAR-10 training images for the VGG16 runs (lab report: 50000)
+CIFAR_EPOCHS = None  # epochs of each VGG16 run (lab report: 30)
+VGG_WIDTH = None  # width multiplier of VGG16 (1: the published widths)
+VGG_LR = 0.0001  # Adam learning rate of the report's VGG16 recipe (lab report: 1e-4)
+VGG_BATCH = 64  # its batch size (lab report: 64)
+OURS_LR = 0.05  # peak SGD learning rate of our VGG16 recipe (one-cycle schedule)
+ABL_CLASSES = None  # Tiny-ImageNet classes in the ResNet-18 study (lab report: 100)
+ABL_SIZE = None  # image side in pixels (lab report: 64)
+ABL_WIDTH = None  # channels of ResNet-18's first stage (torchvision: 64)
+ABL_EPOCHS = None  # epochs of each ablation run (lab report: 25)
+ABL_BATCH = 64  # batch size (lab report: 64)
+ABL_LR = None  # SGD learning rate, momentum 0.9 (lab report: 0.001)
+SPEED_EPOCHS = None  # epochs of the CIFAR-10 speed recipe
+SPEED_WIDTH = None  # channels of its first convolution (doubling twice)
+SPEED_TARGET = 0.778  # test accuracy to reach (the report's VGG16 mean)
+
+# %%
+# Sizes per profile. A parameter set above (not None) wins over its profile's value.
+PROFILES = {
+    "smoke": {
+        "STANDIN": True,
+        "FCNN_SEEDS": 1,
+        "ARCH_TRAIN": 1500,
+        "ARCH_EPOCHS": 1,
+        "ARCH_WIDTH": 0.125,
+        "OPT_TRAIN": 1500,
+        "OPT_EPOCHS": 2,
+        "OPT_BATCH": 64,
+        "CIFAR_TRAIN": 1024,
+        "CIFAR_EPOCHS": 1,
+        "VGG_WIDTH": 0.125,
+        "ABL_CLASSES": 5,
+        "ABL_SIZE": 32,
+        "ABL_WIDTH": 4,
+        "ABL_EPOCHS": 1,
+        "ABL_LR": 0.02,
+        "SPEED_EPOCHS": 2,
+        "SPEED_WIDTH": 8,
+    },
+    "quick": {
+        "STANDIN": False,
+        "FCNN_SEEDS": 3,
+        "ARCH_TRAIN": 12000,
+        "ARCH_EPOCHS": 3,
+        "ARCH_WIDTH": 0.25,
+        "OPT_TRAIN": 6000,
+        "OPT_EPOCHS": 3,
+        "OPT_BATCH": 64,
+        "CIFAR_TRAIN": 5000,
+        "CIFAR_EPOCHS": 6,
+        "VGG_WIDTH": 0.25,
+        "ABL_CLASSES": 20,
+        "ABL_SIZE": 32,
+        "ABL_WIDTH": 8,
+        "ABL_EPOCHS": 6,
+        "ABL_LR": 0.02,
+        "SPEED_EPOCHS": 4,
+        "SPEED_WIDTH": 24,
+    },
+    "full": {
+        "STANDIN": False,
+        "FCNN_SEEDS": 5,
+        "ARCH_TRAIN": 60000,
+        "ARCH_EPOCHS": 10,
+        "ARCH_WIDTH": 1.0,
+        "OPT_TRAIN": 60000,
+        "OPT_EPOCHS": 64,
+        "OPT_BATCH": 16,
+        "CIFAR_TRAIN": 50000,
+        "CIFAR_EPOCHS": 30,
+        "VGG_WIDTH": 1.0,
+        "ABL_CLASSES": 100,
+        "ABL_SIZE": 64,
+        "ABL_WIDTH": 64,
+        "ABL_EPOCHS": 25,
+        "ABL_LR": 0.001,
+        "SPEED_EPOCHS": 10,
+        "SPEED_WIDTH": 64,
+    },
+}
+
+from dlnotes.params import from_profile
+
+# fmt: off
+(STANDIN, FCNN_SEEDS, ARCH_TRAIN, ARCH_EPOCHS, ARCH_WIDTH, OPT_TRAIN, OPT_EPOCHS, OPT_BATCH,
+ CIFAR_TRAIN, CIFAR_EPOCHS, VGG_WIDTH, ABL_CLASSES, ABL_SIZE, ABL_WIDTH, ABL_EPOCHS,
+ ABL_LR, SPEED_EPOCHS, SPEED_WIDTH) = from_profile(
+    PROFILES, PROFILE, STANDIN=STANDIN, FCNN_SEEDS=FCNN_SEEDS, ARCH_TRAIN=ARCH_TRAIN,
+    ARCH_EPOCHS=ARCH_EPOCHS, ARCH_WIDTH=ARCH_WIDTH, OPT_TRAIN=OPT_TRAIN, OPT_EPOCHS=OPT_EPOCHS,
+    OPT_BATCH=OPT_BATCH, CIFAR_TRAIN=CIFAR_TRAIN, CIFAR_EPOCHS=CIFAR_EPOCHS, VGG_WIDTH=VGG_WIDTH,
+    ABL_CLASSES=ABL_CLASSES, ABL_SIZE=ABL_SIZE, ABL_WIDTH=ABL_WIDTH, ABL_EPOCHS=ABL_EPOCHS,
+    ABL_LR=ABL_LR, SPEED_EPOCHS=SPEED_EPOCHS, SPEED_WIDTH=SPEED_WIDTH,
+)
+# fmt: on
+
+# %% [markdown]
+# ## Setup
+#
+# PyTorch, torchvision's reference models and the `dlnotes` training loop, which keeps each
+# dataset as tensors on the device. Everything random flows from `SEED`. The `quick` profile
+# trains every experiment at a reduced scale so that the whole chapter runs in minutes on two
+# CPU cores; the sizes it uses are printed where they matter, and the `full` profile runs the lab
+# reports' own scale.
+
+# %%
+import functools
+import math
+
+import ipywidgets as widgets
+import matplotlib.pyplot as plt
+import numpy as np
+import pandas as pd
+import seaborn as sns
+import torch
+import torchvision
+from IPython.display import display
+from torch import nn
+from torch.nn import functional as F
+
+from dlnotes.data import load_images, standin_digits, standin_images
+from dlnotes.env import describe_device, pick_device, seed_everything
+from dlnotes.files import atomic_path
+from dlnotes.report import publish
+from dlnotes.train import (
+    Batches,
+    accuracy,
+    checkpoint_path,
+    fit,
+    predict,
+    random_crop_flip,
+    warmup_cosine,
+)
+
+device = pick_device(DEVICE)
+print(f"profile {PROFILE}, device {describe_device(device)}, seed {SEED}")
+if STANDIN:
+    print(
+        "stand-in data: sklearn digits and random pixels replace the datasets "
+        "(numbers mean nothing)"
+    )
+
+
+def n_params(model):
+    return sum(p.numel() for p in model.parameters())
+
+
+def subset(X, y, n, seed=SEED):
+    """Return n rows of (X, y) drawn without replacement (all of them if n >= len(X))."""
+    if n >= len(X):
+        return X, y
+    keep = torch.randperm(len(X), generator=torch.Generator().manual_seed(seed))[:n]
+    return X[keep.to(X.device)], y[keep.to(y.device)]
+
+
+def mnist_like(name, normalization):
+    if STANDIN:
+        return standin_digits(normalization=normalization, device=device)
+    return load_images(name, normalization=normalization, device=device, progress=False)
+
+
+def plot_curves(histories, key="val_metric", ax=None, ylabel="accuracy", **kwargs):
+    """Draw one curve per run of ``histories`` (name → History) against the epoch."""
+    ax = ax or plt.gca()
+    for name, h in histories.items():
+        ax.plot(range(1, len(h[key]) + 1), h[key], label=name, **kwargs)
+    ax.set(xlabel="epoch", ylabel=ylabel)
+    return ax
+
+
+# %% [markdown]
+# ## 1. A first CNN on Fashion-MNIST
+#
+# Chapter 1's best network for Fashion-MNIST with one hidden layer of 500 units reached about
+# 86% after two epochs. The PyTorch notes replace it with two convolutional blocks, each a 5×5
+# convolution (16, then 32 filters, padded so that the image keeps its size), batch
+# normalisation, ReLU and 2×2 max-pooling, followed by one linear layer from the 32 maps of 7×7
+# to the ten classes: 7 × 7 × 32 = 1,568 features instead of 784 pixels, but features that say
+# *where* an edge or a texture is. Training is the notes' own: Adam with learning rate 0.001,
+# batches of 100, two epochs, pixels scaled to [0, 1].
+#
+# The convolutions here run in float32 with the default memory layout: for these 5×5 filters on
+# one input channel that measured twice as fast on the CPU as bf16 with channels-last, which
+# wins for the larger networks below.
+
+# %%
+fashion = mnist_like("fashion-mnist", "unit")
+Xf_train, yf_train = fashion["train"]
+Xf_test, yf_test = fashion["test"]
+fashion_classes = fashion.classes
+
+
+def first_cnn():
+    def block(c_in, c_out):
+        return nn.Sequential(
+            nn.Conv2d(c_in, c_out, 5, padding=2), nn.BatchNorm2d(c_out), nn.ReLU(), nn.MaxPool2d(2)
+        )
+
+    return nn.Sequential(block(1, 16), block(16, 32), nn.Flatten(), nn.Linear(7 * 7 * 32, 10))
+
+
+ce = nn.CrossEntropyLoss()
+fcnn_runs = []
+for seed in range(SEED, SEED + FCNN_SEEDS):
+    generator = seed_everything(seed)
+    model = first_cnn().to(device)
+    history = fit(
+        model,
+        torch.optim.Adam(model.parameters(), lr=FCNN_LR),
+        ce,
+        Batches(Xf_train, yf_train, FCNN_BATCH, generator=generator),
+        epochs=FCNN_EPOCHS,
+        val=(Xf_test, yf_test),
+        metric=accuracy,
+        amp=False,
+        progress=f"first CNN, seed {seed}",
+    )
+    fcnn_runs.append((model, history))
+fcnn, fcnn_history = fcnn_runs[0]
+fcnn_accs = [h["val_metric"][-1] for _, h in fcnn_runs]
+print(f"{fashion.dataset}: {len(Xf_train)} training images")
+for seed, (_, h) in enumerate(fcnn_runs, start=SEED):
+    print(
+        f"seed {seed}: test accuracy {h['val_metric'][-1]:.2%}, training loss {h['train_loss'][-1]:.4f}"
+    )
+fcnn_metrics = publish(
+    fcnn_test_acc_mean=float(np.mean(fcnn_accs)),
+    fcnn_test_acc_min=min(fcnn_accs),
+    fcnn_test_acc_max=max(fcnn_accs),
+    fcnn_seeds=FCNN_SEEDS,
+    fcnn_seconds=fcnn_history["seconds"][-1],
+    fcnn_params=n_params(fcnn),
+)
+
+# %% [markdown]
+# Over {glue:text}`fcnn_seeds:d` seeds the first CNN classifies
+# {glue:text}`fcnn_test_acc_mean:.2%` of the test images correctly on average (from
+# {glue:text}`fcnn_test_acc_min:.2%` to {glue:text}`fcnn_test_acc_max:.2%`; the notes: 87.89%,
+# one run), with {glue:text}`fcnn_params:,d` weights, less than a tenth of the perceptron's 397,510, in
+# {glue:text}`fcnn_seconds:.0f` s of training per run on this device.
+#
+# ### What the filters see
+#
+# The 16 filters of the first layer are 5×5 weight patches (left, blue negative and red
+# positive); each produces a feature map by sliding over the image (middle: one test image
+# through the first block, after batch normalisation, ReLU and pooling); the second block
+# combines them into 32 maps of 7×7 (right), coarser and more specific.
+
+# %%
+maps = {}
+hooks = [
+    fcnn[i].register_forward_hook(lambda m, inp, out, i=i: maps.__setitem__(i, out.detach()))
+    for i in (0, 1)
+]
+image_index = 0
+fcnn.eval()
+with torch.no_grad():
+    fcnn(Xf_test[image_index : image_index + 1])
+for h in hooks:
+    h.remove()
+
+filters = fcnn[0][0].weight.detach().cpu()[:, 0]  # (16, 5, 5)
+fig = plt.figure(figsize=(13, 3.6))
+grid = fig.add_gridspec(1, 4, width_ratios=[0.7, 1, 1.1, 1.6], wspace=0.15)
+ax = fig.add_subplot(grid[0])
+ax.imshow(Xf_test[image_index, 0].cpu(), cmap="gray_r")
+ax.set(title=f"input: {fashion_classes[int(yf_test[image_index])]}", xticks=[], yticks=[])
+for k, (data, rows, title, cmap) in enumerate(
+    [
+        (filters, 4, "16 filters of layer 1 (5×5)", "RdBu_r"),
+        (maps[0][0].cpu(), 4, "layer-1 feature maps (14×14)", "viridis"),
+        (maps[1][0].cpu(), 4, "layer-2 feature maps (7×7)", "viridis"),
+    ]
+):
+    cols = len(data) // rows
+    sub = grid[k + 1].subgridspec(rows, cols, wspace=0.05, hspace=0.05)
+    for j, img in enumerate(data):
+        a = fig.add_subplot(sub[j // cols, j % cols])
+        lim = float(img.abs().max()) if cmap == "RdBu_r" else None
+        a.imshow(img, cmap=cmap, vmin=-lim if lim else None, vmax=lim)
+        a.set(xticks=[], yticks=[])
+        if j == cols // 2:
+            a.set_title(title, fontsize=10)
+plt.show()
+
+# %% [markdown]
+# Several first-layer filters are edge detectors (a band of red beside a band of blue), at
+# different orientations; others respond to uniform brightness. The layer-1 maps are the image
+# redrawn by each filter: outlines, the inside of the garment, the background. By layer 2 the
+# maps are 7×7 summaries in which no single one looks like the garment any more: the linear
+# layer reads the class from which maps light up where.
+#
+# ## 2. LeNet, VGG-11 and ResNet-18 on MNIST
+#
+# Three generations of CNN on handwritten digits:
+#
+# - **LeNet-5** (1998): two 5×5 convolutions with pooling, three linear layers, 61,706 weights;
+# - **VGG-11** (2014): eight 3×3 convolutions in five stages, each stage ending in max-pooling,
+#   no batch normalisation as in the original; the digits are padded to 32×32 so that five
+#   halvings leave one pixel, and a linear layer reads the 512 channels;
+# - **ResNet-18** (2015): 3×3 convolutions in residual blocks $y = \mathrm{ReLU}(x + F(x))$ with
+#   batch normalisation, four stages of two blocks; for 28×28 digits the stem is one 3×3
+#   convolution without the ImageNet stem's stride and max-pooling (the same change section 5
+#   studies).
+#
+# The report trained each for 10 epochs and does not give its optimiser; all three here use
+# Adam with learning rate {glue:text}`arch_lr:.0e` and batches of {glue:text}`arch_batch:d`.
+# Inputs are standardised. The `quick` profile trains on a subset for fewer epochs and shrinks
+# VGG-11's and ResNet-18's channels by a width factor, printed below; the table gives the
+# parameter counts at both widths.
+#
+# torchvision builds these networks for 224×224 ImageNet photographs. Its ResNet fixes the first
+# stage at 64 channels and has no switch for the residual connection, and its VGG builder fixes
+# three input channels, so the chapter writes both in a few lines with the same module names,
+# then checks them against torchvision: at torchvision's settings our ResNet-18 loads
+# torchvision's weights and computes the same outputs.
+
+# %%
+VGG_CONFIGS = {  # channels per 3×3 convolution, "M" for 2×2 max-pooling (torchvision's cfgs)
+    11: [64, "M", 128, "M", 256, 256, "M", 512, 512, "M", 512, 512, "M"],
+    16: [64, 64, "M", 128, 128, "M", 256, 256, 256, "M", 512, 512, 512, "M", 512, 512, 512, "M"],
+}
+
+
+def vgg(depth, *, in_channels=3, width=1.0, batch_norm=False, num_classes=10, init="kaiming"):
+    """Return VGG-`depth` for 32×32 inputs: the conv stages, then one linear classifier."""
+    layers = []
+    for v in VGG_CONFIGS[depth]:
+        if v == "M":
+            layers.append(nn.MaxPool2d(2))
+            continue
+        v = max(1, round(v * width))
+        layers.append(nn.Conv2d(in_channels, v, 3, padding=1))
+        layers += [nn.BatchNorm2d(v)] if batch_norm else []
+        layers.append(nn.ReLU(inplace=True))
+        in_channels = v
+    model = nn.Sequential(*layers, nn.Flatten(), nn.Linear(in_channels, num_classes))
+    for m in model.modules():
+        if init == "glorot" and isinstance(m, (nn.Conv2d, nn.Linear)):  # Keras' default
+            nn.init.xavier_uniform_(m.weight)
+        elif isinstance(m, nn.Conv2d):  # torchvision's VGG initialisation
+            nn.init.kaiming_normal_(m.weight, mode="fan_out", nonlinearity="relu")
+        elif isinstance(m, nn.Linear):
+            nn.init.normal_(m.weight, 0, 0.01)
+        if isinstance(m, (nn.Conv2d, nn.Linear)):
+            nn.init.zeros_(m.bias)
+    return model
+
+
+NORMS = {
+    "batch": nn.BatchNorm2d,
+    "instance": functools.partial(nn.InstanceNorm2d, affine=True),
+    "none": lambda channels: nn.Identity(),
+}
+
+
+class BasicBlock(nn.Module):
+    """Two 3×3 convolutions; with ``residual`` their output is added to the input (a ResNet)."""
+
+    def __init__(self, c_in, c_out, stride, norm, residual=True):
+        super().__init__()
+        self.conv1 = nn.Conv2d(c_in, c_out, 3, stride, 1, bias=False)
+        self.bn1 = norm(c_out)
+        self.relu = nn.ReLU(inplace=True)
+        self.conv2 = nn.Conv2d(c_out, c_out, 3, 1, 1, bias=False)
+        self.bn2 = norm(c_out)
+        self.residual = residual
+        self.downsample = None
+        if residual and (stride != 1 or c_in != c_out):  # match the shape of the shortcut
+            self.downsample = nn.Sequential(
+                nn.Conv2d(c_in, c_out, 1, stride, bias=False), norm(c_out)
+            )
+
+    def forward(self, x):
+        out = self.bn2(self.conv2(self.relu(self.bn1(self.conv1(x)))))
+        if self.residual:
+            out = out + (x if self.downsample is None else self.downsample(x))
+        return self.relu(out)
+
+
+class ResNet(nn.Module):
+    """A ResNet of BasicBlocks with switches for the ablations of section 5.
+
+    ``blocks``: blocks per stage, (2, 2, 2, 2) for ResNet-18; ``width``: channels of the first
+    stage (doubling per stage); ``stem``: "imagenet" (7×7 stride 2 and max-pool) or "small"
+    (3×3 stride 1); ``norm``: "batch", "instance" or "none"; ``dropout`` before the classifier.
+    """
+
+    def __init__(
+        self,
+        blocks=(2, 2, 2, 2),
+        *,
+        width=64,
+        stem="imagenet",
+        norm="batch",
+        residual=True,
+        dropout=0.0,
+        in_channels=3,
+        num_classes=1000,
+    ):
+        super().__init__()
+        norm_layer = NORMS[norm]
+        if stem == "imagenet":
+            self.conv1 = nn.Conv2d(in_channels, width, 7, 2, 3, bias=False)
+            self.maxpool = nn.MaxPool2d(3, 2, 1)
+        else:
+            self.conv1 = nn.Conv2d(in_channels, width, 3, 1, 1, bias=False)
+            self.maxpool = nn.Identity()
+        self.bn1 = norm_layer(width)
+        self.relu = nn.ReLU(inplace=True)
+        c_in = width
+        for stage, n in enumerate(blocks):
+            c_out = width * 2**stage
+            layer = []
+            for b in range(n):
+                stride = 2 if stage > 0 and b == 0 else 1
+                layer.append(BasicBlock(c_in, c_out, stride, norm_layer, residual))
+                c_in = c_out
+            setattr(self, f"layer{stage + 1}", nn.Sequential(*layer))
+        self.n_stages = len(blocks)
+        self.avgpool = nn.AdaptiveAvgPool2d(1)
+        self.dropout = nn.Dropout(dropout) if dropout else nn.Identity()
+        self.fc = nn.Linear(c_in, num_classes)
+
+    def forward(self, x):
+        x = self.maxpool(self.relu(self.bn1(self.conv1(x))))
+        for stage in range(self.n_stages):
+            x = getattr(self, f"layer{stage + 1}")(x)
+        return self.fc(self.dropout(torch.flatten(self.avgpool(x), 1)))  # (B, classes)
+
+
+def lenet():
+    return nn.Sequential(
+        nn.Conv2d(1, 6, 5, padding=2), nn.ReLU(), nn.MaxPool2d(2),  # (B, 6, 14, 14)
+        nn.Conv2d(6, 16, 5), nn.ReLU(), nn.MaxPool2d(2),  # (B, 16, 5, 5)
+        nn.Flatten(), nn.Linear(16 * 5 * 5, 120), nn.ReLU(),
+        nn.Linear(120, 84), nn.ReLU(), nn.Linear(84, 10),
+    )  # fmt: skip
+
+
+# The oracle check: our ResNet-18 at torchvision's settings is torchvision's ResNet-18.
+reference = torchvision.models.resnet18(weights=None).eval()
+ours = ResNet().eval()
+ours.load_state_dict(reference.state_dict())  # same names and shapes, or this raises
+x = torch.randn(2, 3, 64, 64, generator=torch.Generator().manual_seed(SEED))
+with torch.no_grad():
+    resnet_check = float((ours(x) - reference(x)).abs().max())
+vgg_reference = torchvision.models.vgg16(weights=None).features
+vgg_params_match = n_params(vgg(16)[:-2]) == n_params(vgg_reference)
+print(
+    f"ResNet-18: {n_params(ours):,} parameters in both; "
+    f"largest output difference {resnet_check:.1e}."
+    f" VGG16's convolutions: same parameter count as torchvision's: {vgg_params_match}"
+)
+assert resnet_check < 1e-5 and vgg_params_match
+oracle = publish(resnet_oracle_max_diff=resnet_check, vgg16_params_match=vgg_params_match)
+del reference, ours, vgg_reference
+
+# %%
+mnist = mnist_like("mnist", "standard")
+Xm_train, ym_train = subset(*mnist["train"], ARCH_TRAIN)
+Xm_test, ym_test = mnist["test"]
+
+
+def pad32(x):
+    return F.pad(x, (2, 2, 2, 2), value=float(x.min()))  # MNIST's background, standardised
+
+
+ARCHS = {
+    "LeNet-5": lambda width: lenet(),
+    "VGG-11": lambda width: vgg(11, in_channels=1, width=width),
+    "ResNet-18": lambda width: ResNet(
+        width=round(64 * width), stem="small", in_channels=1, num_classes=10
+    ),
+}
+REPORT_ARCH = {"LeNet-5": 0.9917, "VGG-11": 0.9857, "ResNet-18": 0.9942}
+
+arch_models, arch_histories, arch_rows = {}, {}, []
+for name, build in ARCHS.items():
+    generator = seed_everything(SEED)
+    width = 1.0 if name == "LeNet-5" else ARCH_WIDTH
+    model = build(width).to(device, memory_format=torch.channels_last)
+    X_tr, X_te = (pad32(Xm_train), pad32(Xm_test)) if name == "VGG-11" else (Xm_train, Xm_test)
+    X_tr = X_tr.contiguous(memory_format=torch.channels_last)
+    X_te = X_te.contiguous(memory_format=torch.channels_last)
+    config = dict(
+        code=2,
+        model=name,
+        standin=STANDIN,
+        n=len(X_tr),
+        epochs=ARCH_EPOCHS,
+        width=width,
+        lr=ARCH_LR,
+        batch=ARCH_BATCH,
+        seed=SEED,
+        device=device.type,
+    )
+    batches = Batches(X_tr, ym_train, ARCH_BATCH, generator=generator)
+    opt = torch.optim.Adam(model.parameters(), lr=ARCH_LR)
+    history = fit(
+        model,
+        opt,
+        ce,
+        batches,
+        epochs=ARCH_EPOCHS,
+        scheduler=torch.optim.lr_scheduler.CosineAnnealingLR(opt, ARCH_EPOCHS * len(batches)),
+        val=(X_te, ym_test),
+        metric=accuracy,
+        amp=True,
+        checkpoint=checkpoint_path("02_cnn-arch", config),
+        progress=name,
+    )
+    arch_models[name], arch_histories[name] = (model, X_te), history
+    arch_rows.append(
+        {
+            "model": name,
+            "parameters (full width)": n_params(build(1.0)),
+            "parameters (trained)": n_params(model),
+            "training s": history["seconds"][-1],
+            "final train loss": history["train_loss"][-1],
+            "lab report: test acc": REPORT_ARCH[name],
+            "ours: test acc": history["val_metric"][-1],
+        }
+    )
+arch_table = pd.DataFrame(arch_rows).set_index("model")
+print(
+    f"{mnist.dataset}: {len(Xm_train)} training images, {ARCH_EPOCHS} epochs, "
+    f"width factor {ARCH_WIDTH} for VGG-11 and ResNet-18; {describe_device(device)}"
+)
+display(
+    arch_table.style.format(
+        {
+            "parameters (full width)": "{:,d}",
+            "parameters (trained)": "{:,d}",
+            "training s": "{:.1f}",
+            "final train loss": "{:.4f}",
+            "lab report: test acc": "{:.2%}",
+            "ours: test acc": "{:.2%}",
+        }
+    )
+)
+fig, axes = plt.subplots(1, 2, figsize=(11, 3.5))
+plot_curves(arch_histories, "train_loss", ax=axes[0], ylabel="training loss", marker="o")
+axes[0].set(yscale="log", title="training loss (averaged over each epoch)")
+plot_curves(arch_histories, "val_metric", ax=axes[1], ylabel="test accuracy", marker="o")
+axes[1].set(title="test accuracy after each epoch")
+axes[1].legend()
+fig.tight_layout()
+plt.show()
+arch_metrics = publish(
+    arch_lr=ARCH_LR,
+    arch_batch=ARCH_BATCH,
+    arch_epochs=ARCH_EPOCHS,
+    arch_n_train=len(Xm_train),
+    arch_width=ARCH_WIDTH,
+    lenet_test_acc=arch_table.loc["LeNet-5", "ours: test acc"],
+    vgg11_test_acc=arch_table.loc["VGG-11", "ours: test acc"],
+    resnet18_mnist_test_acc=arch_table.loc["ResNet-18", "ours: test acc"],
+    lenet_seconds=arch_table.loc["LeNet-5", "training s"],
+    vgg11_seconds=arch_table.loc["VGG-11", "training s"],
+    resnet18_mnist_seconds=arch_table.loc["ResNet-18", "training s"],
+    resnet18_params_full=int(arch_table.loc["ResNet-18", "parameters (full width)"]),
+    vgg11_params_full=int(arch_table.loc["VGG-11", "parameters (full width)"]),
+)
+
+# %% [markdown]
+# On {glue:text}`arch_n_train:,d` training images and {glue:text}`arch_epochs:d` epochs, LeNet
+# reaches {glue:text}`lenet_test_acc:.2%` in {glue:text}`lenet_seconds:.0f` s, VGG-11
+# {glue:text}`vgg11_test_acc:.2%` in {glue:text}`vgg11_seconds:.0f` s and ResNet-18
+# {glue:text}`resnet18_mnist_test_acc:.2%` in {glue:text}`resnet18_mnist_seconds:.0f` s (report,
+# after 10 epochs on all 60,000: 99.17%, 98.57%, 99.42%). At full width VGG-11 has
+# {glue:text}`vgg11_params_full:,d` weights and ResNet-18 {glue:text}`resnet18_params_full:,d`,
+# over a hundred times LeNet's. At the `quick` profile the three are ranked by how fast they
+# learn: after {glue:text}`arch_epochs:d` short epochs LeNet is still climbing (its curve has not
+# flattened), while the batch-normalised ResNet fits the digits within the first epoch. The
+# report, after 10 epochs on all 60,000 images, found ResNet-18 first, LeNet second and VGG-11
+# last, all within a point: on MNIST, given enough training, a network with 60 thousand weights does as
+# well as one with 11 million. VGG-11 without batch normalisation is the hardest of the three to
+# optimise; stacking plain convolutions is the problem that residual connections and
+# normalisation address (section 5 removes them).
+#
+# ## 3. Optimisers and learning-rate schedules
+#
+# The fourth report trains a small CNN on MNIST, two 3×3 convolutions (64 and 128 channels) with
+# batch normalisation and pooling, then three linear layers (6,272 → 784 → 98 → 10), and
+# compares
+# optimisers and schedules. Its protocol, kept here: 16.7% of the training images held out for
+# validation, gradients clipped to norm 10, weight decay 1e-5, the model with the best validation
+# accuracy kept (early stopping after {glue:text}`opt_patience:d` epochs without improvement), and
+# the test set touched only at the end. Its code uses Adam with learning rate 0.0003 while its
+# summary speaks of 0.003; we use the code's value. The runs:
+#
+# | run | optimiser | schedule |
+# |---|---|---|
+# | Adam, constant | Adam | none |
+# | Adam + StepLR | Adam | ×0.9 every 2 epochs (the report's choice) |
+# | Adam + warm-up | Adam | linear warm-up over 10% of the steps, then cosine decay |
+# | NAdam + StepLR | NAdam (Adam with Nesterov momentum) | ×0.9 every 2 epochs |
+# | SGD + momentum | SGD, momentum 0.9, learning rate 0.01 | ×0.9 every 2 epochs |
+# | SGD as in the report's code | SGD, learning rate 0.0003, momentum 1e-5 | ×0.9 every 2 epochs |
+#
+# The last row is the line in the report's code, which sets the momentum to 0.00001, not 0.9,
+# and keeps Adam's small learning rate: plain SGD, taking tiny steps.
+#
+# ### Two bugs worth learning from
+#
+# The report's network ends in `torch.softmax`, and its loss is `nn.CrossEntropyLoss`, which
+# applies a (log-)softmax itself. The loss it minimises is therefore $-\log \mathrm{softmax}(p)_y$
+# with $p = \mathrm{softmax}(z)$ already in [0, 1]: even a perfect prediction $p = e_y$ leaves a
+# loss of $\log(1 + 9/e) \approx 1.46$, and the gradient shrinks as the network grows confident.
+# Its test function then draws the predicted class *at random* from $p$, one image at a time
+# (`Categorical(prob).sample()`), where the validation code takes the arg-max. A sampled answer is
+# right with probability $p_y$, so the test accuracy it reports is the mean probability of the true
+# class, which is lower than the arg-max accuracy whenever the network is unsure. We train one more
+# Adam + StepLR network with the softmax inside, and score every network both ways.
+
+# %%
+Xo, yo = subset(*mnist["train"], OPT_TRAIN, seed=SEED + 1)
+n_val = round(OPT_VAL * len(Xo))
+Xo = Xo.contiguous(memory_format=torch.channels_last)
+Xo_val, yo_val, Xo_train, yo_train = Xo[:n_val], yo[:n_val], Xo[n_val:], yo[n_val:]
+
+
+class ReportConvNet(nn.Module):
+    """The report's CNN; ``softmax_out=True`` keeps its softmax before CrossEntropyLoss."""
+
+    def __init__(self, softmax_out=False):
+        super().__init__()
+        self.softmax_out = softmax_out
+        self.cnn = nn.Sequential(
+            nn.Conv2d(1, 64, 3, 1, 1), nn.BatchNorm2d(64), nn.ReLU(), nn.MaxPool2d(2),  # (B,64,14,14)
+            nn.Conv2d(64, 128, 3, 1, 1), nn.BatchNorm2d(128), nn.ReLU(), nn.MaxPool2d(2),  # (B,128,7,7)
+        )  # fmt: skip
+        self.fc = nn.Sequential(
+            nn.Flatten(), nn.Linear(128 * 7 * 7, 16 * 7 * 7), nn.ReLU(),
+            nn.Linear(16 * 7 * 7, 2 * 7 * 7), nn.ReLU(), nn.Linear(2 * 7 * 7, 10),
+        )  # fmt: skip
+
+    def forward(self, x):
+        z = self.fc(self.cnn(x))
+        return z.softmax(-1) if self.softmax_out else z
+
+
+def steplr(opt, steps_per_epoch):
+    return torch.optim.lr_scheduler.StepLR(opt, step_size=2, gamma=0.9), "epoch"
+
+
+def warmup(opt, steps_per_epoch):
+    total = OPT_EPOCHS * steps_per_epoch
+    return warmup_cosine(opt, total, warmup_steps=total // 10), "step"
+
+
+OPT_RUNS = {  # name: (optimiser, schedule, softmax before the loss)
+    "Adam, constant": (lambda p: torch.optim.Adam(p, OPT_LR, weight_decay=1e-5), None, False),
+    "Adam + StepLR": (lambda p: torch.optim.Adam(p, OPT_LR, weight_decay=1e-5), steplr, False),
+    "Adam + warm-up": (lambda p: torch.optim.Adam(p, OPT_LR, weight_decay=1e-5), warmup, False),
+    "NAdam + StepLR": (lambda p: torch.optim.NAdam(p, OPT_LR, weight_decay=1e-5), steplr, False),
+    "SGD + momentum": (
+        lambda p: torch.optim.SGD(p, 0.01, momentum=0.9, weight_decay=1e-5),
+        steplr,
+        False,
+    ),
+    "SGD as in the report's code": (
+        lambda p: torch.optim.SGD(p, OPT_LR, momentum=1e-5, weight_decay=1e-5),
+        steplr,
+        False,
+    ),
+    "Adam + StepLR, softmax before the loss": (
+        lambda p: torch.optim.Adam(p, OPT_LR, weight_decay=1e-5),
+        steplr,
+        True,
+    ),
+}
+
+
+def train_with_early_stopping(name, make_opt, make_schedule, softmax_out):
+    """Train one run; return the network with the best validation accuracy and its History."""
+    config = dict(
+        code=2,
+        run=name,
+        standin=STANDIN,
+        n=len(Xo),
+        val=OPT_VAL,
+        epochs=OPT_EPOCHS,
+        batch=OPT_BATCH,
+        lr=OPT_LR,
+        patience=OPT_PATIENCE,
+        seed=SEED,
+        device=device.type,
+    )
+    best_file = checkpoint_path("02_cnn-opt-best", config)
+    generator = seed_everything(SEED)
+    model = ReportConvNet(softmax_out).to(device, memory_format=torch.channels_last)
+    batches = Batches(Xo_train, yo_train, OPT_BATCH, generator=generator, drop_last=True)
+    opt = make_opt(model.parameters())
+    scheduler, every = make_schedule(opt, len(batches)) if make_schedule else (None, "step")
+
+    def keep_best(epoch, model, history):
+        val = history["val_metric"]
+        best = int(np.argmax(val))
+        if best == len(val) - 1:  # a new best: keep these weights (atomically)
+            with atomic_path(best_file) as tmp:
+                torch.save({"model": model.state_dict(), "epoch": best + 1}, tmp)
+        return len(val) - 1 - best > OPT_PATIENCE  # True stops the run
+
+    history = fit(
+        model,
+        opt,
+        ce,
+        batches,
+        epochs=OPT_EPOCHS,
+        val=(Xo_val, yo_val),
+        metric=accuracy,
+        scheduler=scheduler,
+        schedule_every=every,
+        clip_grad=10.0,
+        amp=True,
+        on_epoch_end=keep_best,
+        checkpoint=checkpoint_path("02_cnn-opt", config),
+        progress=name,
+    )
+    model.load_state_dict(torch.load(best_file, map_location=device)["model"])
+    return model, history
+
+
+def sampled_accuracy(probs, y, seed=SEED):
+    """Return the accuracy of answers drawn from ``probs``, as the report's test function did.
+
+    One draw per image, vectorised: the same distribution as sampling image by image.
+    """
+    g = torch.Generator(device=probs.device).manual_seed(seed)
+    return float((torch.multinomial(probs, 1, generator=g).squeeze(1) == y).float().mean())
+
+
+Xt_all, yt_all = mnist["test"]
+opt_models, opt_histories, opt_rows = {}, {}, []
+for name, (make_opt, make_schedule, softmax_out) in OPT_RUNS.items():
+    model, history = train_with_early_stopping(name, make_opt, make_schedule, softmax_out)
+    out = predict(model, Xt_all, amp=True).float()
+    probs = out if softmax_out else out.softmax(-1)
+    opt_models[name], opt_histories[name] = model, history
+    opt_rows.append(
+        {
+            "run": name,
+            "best epoch": int(np.argmax(history["val_metric"])) + 1,
+            "train acc": history["train_metric"][-1],
+            "val acc": max(history["val_metric"]),
+            "test acc (arg-max)": float((probs.argmax(1) == yt_all).float().mean()),
+            "test acc (sampled, report's test)": sampled_accuracy(probs, yt_all),
+            "mean p(true class)": float(probs[torch.arange(len(yt_all)), yt_all].mean()),
+            "final train loss": history["train_loss"][-1],
+        }
+    )
+opt_table = pd.DataFrame(opt_rows).set_index("run")
+print(
+    f"{len(Xo_train)} training, {len(Xo_val)} validation and {len(Xt_all)} test images; "
+    f"{OPT_EPOCHS} epochs, batches of {OPT_BATCH}"
+)
+display(
+    opt_table.style.format("{:.4f}")
+    .format({"best epoch": "{:d}"})
+    .format("{:.2%}", subset=[c for c in opt_table.columns if "acc" in c])
+)
+
+fig, axes = plt.subplots(1, 3, figsize=(14, 3.6))
+correct = {k: v for k, v in opt_histories.items() if "softmax" not in k}
+plot_curves(correct, "val_metric", ax=axes[0], ylabel="validation accuracy", marker=".")
+axes[0].set(title="validation accuracy")
+axes[0].legend(fontsize=8)
+plot_curves(correct, "train_loss", ax=axes[1], ylabel="training loss", marker=".")
+axes[1].set(yscale="log", title="training loss")
+table = opt_table.drop(index="Adam + StepLR, softmax before the loss")
+xs = np.arange(len(table))
+axes[2].bar(xs - 0.2, table["test acc (arg-max)"], 0.4, label="arg-max (correct)")
+axes[2].bar(xs + 0.2, table["test acc (sampled, report's test)"], 0.4, label="sampled (report)")
+axes[2].set_xticks(
+    xs,
+    [n.replace(" as in the report's code", " (report)") for n in table.index],
+    rotation=30,
+    ha="right",
+    fontsize=8,
+)
+low = float(table["test acc (sampled, report's test)"].min())
+axes[2].set(ylim=(max(0.0, low - 0.05), 1.0), ylabel="test accuracy", title="two ways to test")
+axes[2].legend(fontsize=8, loc="lower left")
+fig.tight_layout()
+plt.show()
+
+loss_floor = math.log(1 + 9 / math.e)
+chosen, buggy = (
+    opt_table.loc["Adam + StepLR"],
+    opt_table.loc["Adam + StepLR, softmax before the loss"],
+)
+sgd_report = opt_table.loc["SGD as in the report's code"]
+opt_metrics = publish(
+    opt_patience=OPT_PATIENCE,
+    opt_epochs=OPT_EPOCHS,
+    opt_n_train=len(Xo_train),
+    opt_best_run_val=float(opt_table["val acc"].drop(buggy.name).max()),
+    opt_steplr_test_acc=chosen["test acc (arg-max)"],
+    opt_steplr_val_acc=chosen["val acc"],
+    opt_steplr_train_acc=chosen["train acc"],
+    opt_sgd_test_acc=opt_table.loc["SGD + momentum", "test acc (arg-max)"],
+    opt_sgd_report_val_acc=sgd_report["val acc"],
+    opt_sgd_report_test_argmax=sgd_report["test acc (arg-max)"],
+    opt_sgd_report_test_sampled=sgd_report["test acc (sampled, report's test)"],
+    opt_sampling_gap_max=float(
+        (table["test acc (arg-max)"] - table["test acc (sampled, report's test)"]).max()
+    ),
+    opt_softmax_loss_floor=loss_floor,
+    opt_softmax_final_loss=buggy["final train loss"],
+    opt_softmax_test_acc=buggy["test acc (arg-max)"],
+    opt_softmax_mean_p=buggy["mean p(true class)"],
+    opt_steplr_mean_p=chosen["mean p(true class)"],
+)
+best_run = opt_table["val acc"].drop(buggy.name).idxmax()
+print(f"best validation accuracy: {best_run}")
+
+# %% [markdown]
+# The report chose Adam + StepLR; here it reaches {glue:text}`opt_steplr_test_acc:.2%` on the
+# test set (validation {glue:text}`opt_steplr_val_acc:.2%`, training
+# {glue:text}`opt_steplr_train_acc:.2%`; report after 64 epochs: 98.9%, 0.991, 0.999). At the
+# `quick` profile the runs last {glue:text}`opt_epochs:d` epochs on
+# {glue:text}`opt_n_train:,d` images, too short for StepLR's decay (×0.9 every two epochs) to
+# matter, so the Adam variants finish close together; the differences the report saw over 64
+# epochs need the `full` profile.
+#
+# **SGD.** With momentum 0.9 and a learning rate suited to SGD, it reaches
+# {glue:text}`opt_sgd_test_acc:.2%`, in the range of the Adam runs. The report's own SGD line
+# trains at learning rate 0.0003 with no real momentum: its validation accuracy reaches only
+# {glue:text}`opt_sgd_report_val_acc:.2%`, and this is where its test lagged. A network that
+# learns slowly is unsure of its answers, and the report's sampling test punishes doubt: scored
+# by arg-max its test accuracy is {glue:text}`opt_sgd_report_test_argmax:.2%`, scored by a
+# random draw from its softmax {glue:text}`opt_sgd_report_test_sampled:.2%`. The gap between
+# the two ways of testing reaches {glue:text}`opt_sampling_gap_max:.1%` for the least confident
+# network and is a point or two for the confident ones. "Test accuracy lags validation accuracy" was a
+# property of the test function, not of the optimiser: the report's validation took the arg-max
+# and its test drew at random.
+#
+# **Softmax before the loss.** The training loss of the network with the extra softmax cannot
+# fall below {glue:text}`opt_softmax_loss_floor:.3f`; it ends at
+# {glue:text}`opt_softmax_final_loss:.3f`. Because arg-max is unchanged by a softmax, this
+# network still classifies: {glue:text}`opt_softmax_test_acc:.2%` on the test set. The bug is
+# quiet: the loss curve looks broken (it plateaus far above zero) while the accuracy looks fine.
+# Its mean probability for the true class, {glue:text}`opt_softmax_mean_p:.3f` against
+# {glue:text}`opt_steplr_mean_p:.3f` for the same recipe without the extra softmax, shows that at
+# this scale it costs little confidence either; what it does cost is a loss that no longer
+# measures progress, and a gradient that, passed through two softmaxes, fades as the outputs
+# approach one-hot.
+#
+# ## 4. VGG16 on CIFAR-10: from overfitting to generalising
+#
+# CIFAR-10 holds 60,000 colour photographs of 32×32 pixels in ten classes (airplane, automobile,
+# bird, cat, deer, dog, frog, horse, ship, truck). The mirror provides it as JPEG files
+# (`cifar10-jpg`, quality about 75), so our accuracies run slightly below those on the official
+# lossless copy. The first report trained Keras' VGG16 on it from scratch: pixels divided by 255,
+# Adam with learning rate 1e-4, batches of 64, 30 epochs; training accuracy 98.5%, test 77.8%
+# (three runs: 78.82%, 76.65%, 77.92%), 12.9 minutes per run on its GPU.
+#
+# We rebuild that recipe (VGG16's 13 convolutions without batch normalisation, Keras' Glorot
+# initialisation, one linear classifier on the 512 channels) and then add, one at a time, what
+# the public VGG16 results for CIFAR-10 (about 92.6%) use:
+#
+# 1. **the report's recipe**;
+# 2. **+ batch normalisation** after every convolution;
+# 3. **+ augmentation**: random shifts of up to 4 pixels and left-right mirroring, drawn anew for
+#    every batch;
+# 4. **ours**: + standardised inputs, SGD with Nesterov momentum and a one-cycle schedule peaking
+#    at {glue:text}`ours_lr:.2f`, weight decay 5e-4, label smoothing 0.1, batches of 128.
+
+# %%
+if STANDIN:
+    cifar = standin_images(2 * CIFAR_TRAIN, shape=(3, 32, 32))
+    cifar_unit = {
+        k: (X.float().div(255).to(device), y.to(device)) for k, (X, y) in cifar.splits.items()
+    }
+else:
+    cifar = load_images("cifar10-jpg", normalization="unit", device=device, progress=False)
+    cifar_unit = cifar.splits
+cifar_classes = cifar.classes
+Xc_train, yc_train = subset(*cifar_unit["train"], CIFAR_TRAIN)
+Xc_test, yc_test = cifar_unit["test"]
+mean = Xc_train.mean(dim=(0, 2, 3), keepdim=True)
+std = Xc_train.std(dim=(0, 2, 3), keepdim=True)
+
+
+def as_cl(x):
+    return x.contiguous(memory_format=torch.channels_last)
+
+
+VGG_RUNS = {  # name: (batch norm, augmentation, our optimiser and inputs)
+    "report's recipe": (False, False, False),
+    "+ batch norm": (True, False, False),
+    "+ augmentation": (True, True, False),
+    "ours (+ SGD one-cycle, weight decay, label smoothing)": (True, True, True),
+}
+vgg_histories, vgg_rows, vgg_models = {}, [], {}
+for name, (bn, augment, ours_recipe) in VGG_RUNS.items():
+    generator = seed_everything(SEED)
+    model = vgg(16, width=VGG_WIDTH, batch_norm=bn, init="kaiming" if ours_recipe else "glorot")
+    model = model.to(device, memory_format=torch.channels_last)
+    X_tr, X_te = (
+        ((Xc_train - mean) / std, (Xc_test - mean) / std) if ours_recipe else (Xc_train, Xc_test)
+    )
+    batch = 128 if ours_recipe else VGG_BATCH
+    batches = Batches(
+        as_cl(X_tr),
+        yc_train,
+        batch,
+        generator=generator,
+        augment=random_crop_flip if augment else None,
+    )
+    if ours_recipe:
+        opt = torch.optim.SGD(
+            model.parameters(), lr=OURS_LR, momentum=0.9, nesterov=True, weight_decay=5e-4
+        )
+        scheduler = torch.optim.lr_scheduler.OneCycleLR(
+            opt, max_lr=OURS_LR, total_steps=CIFAR_EPOCHS * len(batches), pct_start=0.25
+        )
+        loss_fn = nn.CrossEntropyLoss(label_smoothing=0.1)
+    else:
+        opt, scheduler, loss_fn = torch.optim.Adam(model.parameters(), lr=VGG_LR), None, ce
+    config = dict(
+        code=2,
+        run=name,
+        standin=STANDIN,
+        n=len(X_tr),
+        epochs=CIFAR_EPOCHS,
+        width=VGG_WIDTH,
+        lr=OURS_LR if ours_recipe else VGG_LR,
+        seed=SEED,
+        device=device.type,
+    )
+    history = fit(
+        model,
+        opt,
+        loss_fn,
+        batches,
+        epochs=CIFAR_EPOCHS,
+        val=(as_cl(X_te), yc_test),
+        metric=accuracy,
+        scheduler=scheduler,
+        amp=True,
+        checkpoint=checkpoint_path("02_cnn-vgg16", config),
+        progress=f"VGG16, {name}",
+    )
+    # Training accuracy as the report measured it: the final network on the (unaugmented) set.
+    train_acc = float(accuracy(predict(model, as_cl(X_tr), amp=True), yc_train))
+    vgg_histories[name], vgg_models[name] = history, (model, ours_recipe)
+    vgg_rows.append(
+        {
+            "run": name,
+            "train acc (final network)": train_acc,
+            "test acc": history["val_metric"][-1],
+            "gap": train_acc - history["val_metric"][-1],
+            "training s": history["seconds"][-1],
+        }
+    )
+vgg_table = pd.DataFrame(vgg_rows).set_index("run")
+print(
+    f"{cifar.dataset}: {len(Xc_train)} training images, {CIFAR_EPOCHS} epochs, width factor "
+    f"{VGG_WIDTH} ({n_params(model):,} parameters); {describe_device(device)}"
+)
+display(vgg_table.style.format("{:.2%}").format({"training s": "{:.0f}"}))
+fig, axes = plt.subplots(1, len(VGG_RUNS), figsize=(15, 3.3), sharey=True)
+for ax, (name, h) in zip(axes, vgg_histories.items(), strict=True):
+    e = range(1, len(h["val_metric"]) + 1)
+    ax.plot(e, h["train_metric"], marker=".", label="train (during the epoch)")
+    ax.plot(e, h["val_metric"], marker=".", label="test")
+    ax.set(title=name if len(name) < 30 else "ours", xlabel="epoch")
+axes[0].set_ylabel("accuracy")
+axes[0].legend()
+fig.tight_layout()
+plt.show()
+report_row, ours_row = vgg_table.iloc[0], vgg_table.iloc[-1]
+vgg_metrics = publish(
+    ours_lr=OURS_LR,
+    vgg_n_train=len(Xc_train),
+    vgg_epochs=CIFAR_EPOCHS,
+    vgg_width=VGG_WIDTH,
+    vgg_report_train_acc=report_row["train acc (final network)"],
+    vgg_report_test_acc=report_row["test acc"],
+    vgg_report_gap=report_row["gap"],
+    vgg_bn_test_acc=vgg_table.iloc[1]["test acc"],
+    vgg_aug_test_acc=vgg_table.iloc[2]["test acc"],
+    vgg_ours_test_acc=ours_row["test acc"],
+    vgg_ours_gap=ours_row["gap"],
+    vgg_report_seconds=report_row["training s"],
+)
+
+# %% [markdown]
+# With the report's recipe, on {glue:text}`vgg_n_train:,d` images for
+# {glue:text}`vgg_epochs:d` epochs at width {glue:text}`vgg_width:g`, VGG16 ends at
+# {glue:text}`vgg_report_train_acc:.1%` training and {glue:text}`vgg_report_test_acc:.1%` test
+# accuracy. At this scale it has not begun to memorise yet (a gap of
+# {glue:text}`vgg_report_gap:.1%`): Adam at 1e-4 moves a deep network without normalisation
+# slowly, and the report's 98.5% training accuracy took 30 epochs over 50,000 images, which is
+# the `full` profile. What the `quick` run does show is how much faster the other ingredients
+# learn on the same budget: batch normalisation gives {glue:text}`vgg_bn_test_acc:.1%`,
+# augmentation {glue:text}`vgg_aug_test_acc:.1%`, and our full recipe
+# {glue:text}`vgg_ours_test_acc:.1%`, with its training accuracy
+# {glue:text}`vgg_ours_gap:.1%` above the test accuracy.
+#
+# What each ingredient does: batch normalisation keeps the activations of every layer at a
+# trainable scale, so the deep stack learns faster and tolerates a larger learning rate;
+# augmentation shows the network a new version of every image in every epoch, so it cannot
+# memorise pixels, which is what keeps the training accuracy from racing ahead of the test
+# accuracy in long runs; weight decay and label smoothing keep the weights and the logits small;
+# the one-cycle schedule spends most of the run at a high learning rate (which explores) and ends
+# at a tiny one (which settles). The report's recipe has none of these, so over 30 epochs its
+# network memorised the training images (98.5%) while classifying fewer than four in five test
+# images correctly.
+#
+# ## 5. ResNet-18 ablations on small ImageNet images
+#
+# The second report trains torchvision's ResNet-18 from scratch on 64×64 images of 100 ImageNet
+# classes (SGD, learning rate 0.001, momentum 0.9, the rate divided by 10 every 7 epochs, 25
+# epochs, batches of 64), then improves it and removes one ingredient at a time. Our data is the
+# mirror's Tiny-ImageNet subset: the same 100-class, 64×64 setting, but 100 training images per
+# class (the report had more) and the official 50 validation images per class. Expect lower
+# absolute accuracies; what can be compared is the *direction* of each change.
+#
+# The runs, all with the report's optimiser and schedule (its 7-of-25-epoch step scaled to the
+# run's length). The `quick` profile shrinks the study to what two CPU cores train in about two
+# minutes: the first {glue:text}`abl_classes:d` classes at {glue:text}`abl_size:d` pixels, 8
+# channels in the first stage instead of 64, {glue:text}`abl_epochs:d` epochs, and a learning
+# rate of {glue:text}`abl_lr:g` instead of 0.001, because at the report's rate so short a run
+# stays close to chance. The `full` profile runs the report's settings.
+#
+# - **baseline**: torchvision's ResNet-18 design, 7×7 stride-2 stem and max-pool;
+# - **3×3 stem**: a 3×3 stride-1 first convolution and no max-pool, so that a 64×64 image is not
+#   shrunk to 16×16 before the first block;
+# - **half width**: the 3×3-stem network with half the channels in every layer;
+# - **+ flips**: the 3×3-stem network trained on randomly mirrored images. This is the
+#   **improved model** from which every ablation below changes one thing:
+# - **dropout p = 0.1, 0.2, 0.3** before the classifier, with batch normalisation removed (the
+#   report removed it because the two are said to interfere);
+# - **no normalisation**, and **instance normalisation** instead of batch normalisation;
+# - **no LR decay** at the study's learning rate, and at a tenth of it;
+# - **no residual connections**: the same 18 layers without the shortcuts;
+# - **ResNet-14 and ResNet-34**: blocks per stage (1, 1, 2, 2) and (3, 4, 6, 3) instead of
+#   (2, 2, 2, 2).
+
+# %%
+if STANDIN:
+    tiny = standin_images(40 * ABL_CLASSES, shape=(3, ABL_SIZE, ABL_SIZE), classes=ABL_CLASSES)
+    tiny_splits = {"train": tiny["train"], "val": tiny["test"]}
+    tiny_splits = {
+        k: (X.float().div(255).sub(0.5).div(0.25).to(device), y.to(device))
+        for k, (X, y) in tiny_splits.items()
+    }
+else:
+    tiny = load_images(
+        "tiny-imagenet-100-subset",
+        size=ABL_SIZE,
+        normalization="standard",
+        device=device,
+        progress=False,
+    )
+    tiny_splits = tiny.splits
+
+
+def first_classes(X, y, k):
+    keep = y < k
+    return X[keep], y[keep]
+
+
+Xa_train, ya_train = first_classes(*tiny_splits["train"], ABL_CLASSES)
+Xa_val, ya_val = first_classes(*tiny_splits["val"], ABL_CLASSES)
+Xa_train, Xa_val = as_cl(Xa_train), as_cl(Xa_val)
+flip = functools.partial(random_crop_flip, pad=0)
+IMPROVED = dict(stem="small", flips=True)
+ABLATIONS = {  # name: (group, changes to the baseline, the report's best val acc, its direction)
+    "baseline": ("model", dict(), 0.3916, ""),
+    "3×3 stem": ("model", dict(stem="small"), 0.4592, "+"),
+    "half width": ("model", dict(stem="small", width_factor=0.5), 0.4096, "−"),
+    "+ flips (improved)": ("model", IMPROVED, 0.4536, "≈"),
+    "dropout 0.1, no BN": ("dropout", IMPROVED | dict(norm="none", dropout=0.1), None, "−"),
+    "dropout 0.2, no BN": ("dropout", IMPROVED | dict(norm="none", dropout=0.2), None, "−"),
+    "dropout 0.3, no BN": ("dropout", IMPROVED | dict(norm="none", dropout=0.3), None, "−"),
+    "no normalisation": ("normalisation", IMPROVED | dict(norm="none"), None, "+"),
+    "instance norm": ("normalisation", IMPROVED | dict(norm="instance"), 0.0658, "−"),
+    "no LR decay": ("LR decay", IMPROVED | dict(decay=False), None, "?"),
+    "no LR decay, LR ÷ 10": ("LR decay", IMPROVED | dict(decay=False, lr=ABL_LR / 10), None, "−"),
+    "no residual": ("residual", IMPROVED | dict(residual=False), 0.4184, "−"),
+    "ResNet-14": ("depth", IMPROVED | dict(blocks=(1, 1, 2, 2)), None, "−"),
+    "ResNet-34": ("depth", IMPROVED | dict(blocks=(3, 4, 6, 3)), None, "+"),
+}
+REFERENCE = {
+    "model": "baseline",
+    "3×3 stem": "baseline",
+    "half width": "3×3 stem",
+    "+ flips (improved)": "3×3 stem",
+}
+
+
+def ablation_run(
+    name,
+    stem="imagenet",
+    width_factor=1.0,
+    norm="batch",
+    residual=True,
+    dropout=0.0,
+    blocks=(2, 2, 2, 2),
+    flips=False,
+    decay=True,
+    lr=ABL_LR,
+):
+    generator = seed_everything(SEED)
+    model = ResNet(
+        blocks,
+        width=round(ABL_WIDTH * width_factor),
+        stem=stem,
+        norm=norm,
+        residual=residual,
+        dropout=dropout,
+        num_classes=ABL_CLASSES,
+    )
+    model = model.to(device, memory_format=torch.channels_last)
+    batches = Batches(
+        Xa_train, ya_train, ABL_BATCH, generator=generator, augment=flip if flips else None
+    )
+    opt = torch.optim.SGD(model.parameters(), lr=lr, momentum=0.9)
+    step = max(1, round(ABL_EPOCHS * 7 / 25))
+    scheduler = torch.optim.lr_scheduler.StepLR(opt, step, 0.1) if decay else None
+    config = dict(
+        code=1,
+        run=name,
+        standin=STANDIN,
+        classes=ABL_CLASSES,
+        size=ABL_SIZE,
+        width=ABL_WIDTH,
+        epochs=ABL_EPOCHS,
+        batch=ABL_BATCH,
+        lr=lr,
+        seed=SEED,
+        device=device.type,
+    )
+    history = fit(
+        model,
+        opt,
+        ce,
+        batches,
+        epochs=ABL_EPOCHS,
+        val=(Xa_val, ya_val),
+        metric=accuracy,
+        scheduler=scheduler,
+        schedule_every="epoch",
+        amp=True,
+        checkpoint=checkpoint_path("02_cnn-ablation", config),
+        progress=name,
+    )
+    return model, history
+
+
+abl_histories, abl_rows = {}, []
+for name, (group, changes, report_acc, direction) in ABLATIONS.items():
+    model, history = ablation_run(name, **changes)
+    abl_histories[name] = history
+    abl_rows.append(
+        {
+            "run": name,
+            "group": group,
+            "parameters": n_params(model),
+            "best val acc": max(history["val_metric"]),
+            "final train acc": history["train_metric"][-1],
+            "training s": history["seconds"][-1],
+            "lab report: best val acc": report_acc,
+            "lab report: direction": direction,
+        }
+    )
+abl_table = pd.DataFrame(abl_rows).set_index("run")
+reference_acc = abl_table.loc[
+    [REFERENCE.get(n, "+ flips (improved)") for n in abl_table.index], "best val acc"
+].to_numpy()
+abl_table.insert(4, "change vs reference", abl_table["best val acc"] - reference_acc)
+abl_table.insert(5, "reference", [REFERENCE.get(n, "improved") for n in abl_table.index])
+abl_table.loc["baseline", "reference"] = ""
+n_val_images = len(Xa_val)
+noise = 2 * math.sqrt(0.25 / n_val_images)  # two standard errors of an accuracy near 50%
+
+
+def our_direction(delta):
+    return "≈" if abs(delta) < noise else ("+" if delta > 0 else "−")
+
+
+abl_table["ours: direction"] = [our_direction(d) for d in abl_table["change vs reference"]]
+abl_table.loc["baseline", ["ours: direction", "change vs reference"]] = ["", np.nan]
+print(
+    f"{'stand-in' if STANDIN else tiny.dataset}: {ABL_CLASSES} classes, {len(Xa_train)} training "
+    f"and {n_val_images} validation images of {ABL_SIZE}×{ABL_SIZE}; first-stage width "
+    f"{ABL_WIDTH}, {ABL_EPOCHS} epochs; '≈' marks a change smaller than {noise:.1%} "
+    f"(two standard errors of a validation accuracy)"
+)
+display(
+    abl_table.drop(columns="group").style.format(
+        {
+            "parameters": "{:,d}",
+            "best val acc": "{:.1%}",
+            "final train acc": "{:.1%}",
+            "change vs reference": "{:+.1%}",
+            "training s": "{:.0f}",
+            "lab report: best val acc": "{:.1%}",
+        },
+        na_rep="",
+    )
+)
+
+# %% [markdown]
+# One figure holds the whole study: the best validation accuracy of every run (bars, coloured
+# by what it changes), the report's number where it gave one (black ticks), and the validation
+# curves of each group against the improved model.
+
+# %%
+GROUP_COLOURS = dict(
+    zip(
+        ["model", "dropout", "normalisation", "LR decay", "residual", "depth"],
+        sns.color_palette("tab10", 6),
+        strict=True,
+    )
+)
+
+
+def plot_ablations(table, histories, focus=None):
+    """Return the ablation figure: bars of best accuracy, then the curves of ``focus`` runs."""
+    fig, axes = plt.subplots(1, 2, figsize=(14, 5), gridspec_kw={"width_ratios": [1.1, 1]})
+    ys = np.arange(len(table))[::-1]
+    axes[0].barh(ys, table["best val acc"], color=[GROUP_COLOURS[g] for g in table["group"]])
+    has_report = table["lab report: best val acc"].notna()
+    axes[0].scatter(
+        table["lab report: best val acc"][has_report],
+        ys[has_report.to_numpy()],
+        marker="|",
+        s=300,
+        color="black",
+        label="lab report",
+    )
+    axes[0].set_yticks(ys, table.index)
+    axes[0].set(xlabel="best validation accuracy", title="every run")
+    axes[0].legend(loc="lower right")
+    focus = focus or ["+ flips (improved)", "no residual", "instance norm", "no LR decay, LR ÷ 10"]
+    for name in focus:
+        h = histories[name]
+        group = table.loc[name, "group"]
+        axes[1].plot(
+            range(1, len(h["val_metric"]) + 1),
+            h["val_metric"],
+            marker=".",
+            color=GROUP_COLOURS[group] if name != "+ flips (improved)" else "black",
+            label=name,
+        )
+    axes[1].set(xlabel="epoch", ylabel="validation accuracy", title="validation curves")
+    axes[1].legend(fontsize=8)
+    fig.tight_layout()
+    return fig
+
+
+plot_ablations(abl_table, abl_histories)
+plt.show()
+comparable = abl_table[abl_table["lab report: direction"].isin(["+", "−"])]
+agree = comparable["lab report: direction"] == comparable["ours: direction"]
+abl_metrics = publish(
+    abl_baseline_acc=abl_table.loc["baseline", "best val acc"],
+    abl_stem_acc=abl_table.loc["3×3 stem", "best val acc"],
+    abl_improved_acc=abl_table.loc["+ flips (improved)", "best val acc"],
+    abl_half_acc=abl_table.loc["half width", "best val acc"],
+    abl_no_residual_acc=abl_table.loc["no residual", "best val acc"],
+    abl_instance_acc=abl_table.loc["instance norm", "best val acc"],
+    abl_no_norm_acc=abl_table.loc["no normalisation", "best val acc"],
+    abl_resnet14_acc=abl_table.loc["ResNet-14", "best val acc"],
+    abl_resnet34_acc=abl_table.loc["ResNet-34", "best val acc"],
+    abl_no_decay_acc=abl_table.loc["no LR decay", "best val acc"],
+    abl_no_decay_small_acc=abl_table.loc["no LR decay, LR ÷ 10", "best val acc"],
+    abl_dropout_best_acc=float(
+        abl_table.loc[abl_table["group"] == "dropout", "best val acc"].max()
+    ),
+    abl_noise=noise,
+    abl_n_runs=len(abl_table),
+    abl_n_compared=len(comparable),
+    abl_n_agree=int(agree.sum()),
+    abl_n_similar=int((comparable["ours: direction"] == "≈").sum()),
+    abl_classes=ABL_CLASSES,
+    abl_size=ABL_SIZE,
+    abl_epochs=ABL_EPOCHS,
+    abl_lr=ABL_LR,
+)
+
+# %% [markdown]
+# **What the runs say.** Of the {glue:text}`abl_n_compared:d` changes for which the report
+# states a clear direction, {glue:text}`abl_n_agree:d` move our accuracy the same way by more
+# than {glue:text}`abl_noise:.1%` (two standard errors of a validation accuracy measured on this
+# many images), and {glue:text}`abl_n_similar:d` fall inside that margin; the table marks each.
+# A single run per setting can only show effects larger than its noise; the report's own 45.34%
+# against 45.36% for two flip probabilities is a difference of two images in ten thousand.
+#
+# - **Stem.** The ImageNet stem divides the image by four before the first block; a 3×3
+#   stride-1 stem keeps the detail and costs computation: {glue:text}`abl_baseline_acc:.1%` →
+#   {glue:text}`abl_stem_acc:.1%` (report: 39.2% → 45.9%, its largest single gain).
+# - **Width.** Halving the channels gives {glue:text}`abl_half_acc:.1%`: fewer filters per layer
+#   means fewer patterns the network can tell apart (report: 41.0%, a loss it did not expect).
+# - **Residual connections.** Without shortcuts the same 18 layers reach
+#   {glue:text}`abl_no_residual_acc:.1%` against {glue:text}`abl_improved_acc:.1%` for the
+#   improved model (report: 41.8%, four points down). A shortcut gives every block an identity
+#   path, so gradients reach the early layers undiminished, and a block only has to learn a
+#   correction to its input.
+# - **Instance normalisation** gives {glue:text}`abl_instance_acc:.1%`, near the 5% of guessing
+#   among 20 classes; the report saw it collapse to 6.6%. It normalises each image's channels by
+#   their own spatial mean and variance, which erases the image-level statistics (how strongly a
+#   feature is present in this image compared with others) that a classifier needs, and in the
+#   last stage, where a feature map is a few pixels across, little is left after normalising.
+#   Batch normalisation normalises across the batch instead and keeps those differences.
+# - **No normalisation, and dropout without batch norm.** Here our study parts from the report's:
+#   every run without a normalisation layer stays at chance ({glue:text}`abl_no_norm_acc:.1%`
+#   without any, {glue:text}`abl_dropout_best_acc:.1%` for the best dropout run), while the
+#   report trained them at 1e-3 and found no normalisation slightly *better*. The difference is
+#   the learning rate: the `quick` study runs 20 times the report's, which a batch-normalised
+#   network absorbs and an unnormalised 18-layer network does not. That is the second thing
+#   batch normalisation buys: a learning rate that makes short runs possible.
+# - **Learning-rate decay.** Without decay: {glue:text}`abl_no_decay_acc:.1%`; without decay at
+#   a tenth of the rate: {glue:text}`abl_no_decay_small_acc:.1%`, the undertrained curve the
+#   report describes.
+# - **Depth.** ResNet-14 {glue:text}`abl_resnet14_acc:.1%`, ResNet-18
+#   {glue:text}`abl_improved_acc:.1%`, ResNet-34 {glue:text}`abl_resnet34_acc:.1%`. The report,
+#   after 25 epochs, found 34 layers clearly better; in a run this short the deeper network has
+#   more to fit and has not caught up, so the direction depends on the training budget.
+#
+# ## 6. Beyond the lab reports: time to the report's accuracy on CIFAR-10
+#
+# *This section is ours.* The report's VGG16 needed 12.9 minutes of GPU time for 77.8% on
+# CIFAR-10. How long does a network designed for speed need to match it on the device this
+# chapter runs on? The recipe is the one the speed benchmark measured best for MNIST, scaled to
+# colour images: a small convolutional network (four 3×3 convolutions with batch normalisation and
+# three max-pools, global max-pooling), channels-last memory and bf16 autocast, SGD with
+# Nesterov momentum and a one-cycle schedule, label smoothing 0.1, weight decay 5e-4, batches of
+# 256, shifts of up to 2 pixels and mirroring, all 50,000 training images held as one tensor on
+# the device. The clock counts training only, as the report's minutes did; evaluation after each
+# epoch is not counted.
+
+# %%
+if STANDIN:
+    Xs_train, ys_train, Xs_test, ys_test = Xc_train, yc_train, Xc_test, yc_test
+else:
+    Xs_train, ys_train = cifar_unit["train"]
+    Xs_test, ys_test = cifar_unit["test"]
+Xs_train, Xs_test = as_cl((Xs_train - mean) / std), as_cl((Xs_test - mean) / std)
+
+
+def speed_cnn(width):
+    def cbr(c_in, c_out):
+        return [
+            nn.Conv2d(c_in, c_out, 3, padding=1, bias=False),
+            nn.BatchNorm2d(c_out),
+            nn.ReLU(inplace=True),
+        ]
+
+    a, b, c = width, 2 * width, 4 * width
+    return nn.Sequential(
+        *cbr(3, a), *cbr(a, b), nn.MaxPool2d(2),  # (B, b, 16, 16)
+        *cbr(b, b), nn.MaxPool2d(2),  # (B, b, 8, 8)
+        *cbr(b, c), nn.MaxPool2d(2),  # (B, c, 4, 4)
+        *cbr(c, c), nn.AdaptiveMaxPool2d(1), nn.Flatten(), nn.Linear(c, 10),
+    )  # fmt: skip
+
+
+generator = seed_everything(SEED)
+speed_model = speed_cnn(SPEED_WIDTH).to(device, memory_format=torch.channels_last)
+batches = Batches(
+    Xs_train, ys_train, 256, generator=generator, augment=functools.partial(random_crop_flip, pad=2)
+)
+opt = torch.optim.SGD(
+    speed_model.parameters(), lr=0.2, momentum=0.9, nesterov=True, weight_decay=5e-4
+)
+scheduler = torch.optim.lr_scheduler.OneCycleLR(
+    opt, max_lr=0.2, total_steps=SPEED_EPOCHS * len(batches), pct_start=0.25
+)
+speed_config = dict(
+    code=1,
+    standin=STANDIN,
+    n=len(Xs_train),
+    epochs=SPEED_EPOCHS,
+    width=SPEED_WIDTH,
+    seed=SEED,
+    device=device.type,
+)
+speed_history = fit(
+    speed_model,
+    opt,
+    nn.CrossEntropyLoss(label_smoothing=0.1),
+    batches,
+    epochs=SPEED_EPOCHS,
+    val=(Xs_test, ys_test),
+    metric=accuracy,
+    scheduler=scheduler,
+    amp=True,
+    checkpoint=checkpoint_path("02_cnn-speed", speed_config),
+    progress="speed recipe",
+)
+test_curve = np.array(speed_history["val_metric"])
+reached = np.flatnonzero(test_curve >= SPEED_TARGET)
+speed_seconds = speed_history["seconds"][reached[0]] if len(reached) else float("nan")
+fig, ax = plt.subplots(figsize=(6, 3.4))
+ax.plot(speed_history["seconds"], test_curve, marker="o", label="speed recipe (ours)")
+ax.axhline(SPEED_TARGET, color="gray", ls="--", lw=0.8, label="target: the report's VGG16")
+ax.set(
+    xlabel=f"training seconds on {describe_device(device)}",
+    ylabel="test accuracy",
+    title="CIFAR-10: test accuracy against training time",
+)
+ax.legend(loc="lower right")
+fig.tight_layout()
+plt.show()
+speed_metrics = publish(
+    speed_test_acc=float(test_curve[-1]),
+    speed_total_seconds=speed_history["seconds"][-1],
+    speed_seconds_to_target=speed_seconds,
+    speed_reached=bool(len(reached)),
+    speed_epochs=SPEED_EPOCHS,
+    speed_params=n_params(speed_model),
+    speed_target=SPEED_TARGET,
+)
+print(
+    f"{len(Xs_train)} training images; test accuracy per epoch: "
+    + ", ".join(f"{a:.1%}" for a in test_curve)
+    + (f"; target reached after {speed_seconds:.0f} s" if len(reached) else "; target not reached")
+)
+
+# %% [markdown]
+# In {glue:text}`speed_epochs:d` epochs and {glue:text}`speed_total_seconds:.0f` s of training,
+# this {glue:text}`speed_params:,d`-parameter network reaches
+# {glue:text}`speed_test_acc:.1%` test accuracy (target {glue:text}`speed_target:.1%`); the
+# printed line above says after how many seconds it first passed the target, if it did. The
+# report's VGG16 has about 15 million parameters and spent 30 epochs, most of them memorising
+# the training set. Speed comes from the data path (no per-image Python), from the precision and
+# memory layout that the hardware runs fastest, and from a schedule that makes every epoch count.
+#
+# ## Explore the networks
+#
+# In a live notebook, pick a network and a test image to see its prediction, its five most
+# likely classes and the feature maps of its first convolution; below it, sort and filter the
+# ablation table and overlay any runs' validation curves. The HTML page shows the same
+# information in the figures above.
+
+# %%
+PICKER = {
+    "first CNN (Fashion-MNIST)": (fcnn, Xf_test, yf_test, fashion_classes, False),
+    **{
+        f"{name} (MNIST)": (model, X_te, ym_test, mnist.classes, True)
+        for name, (model, X_te) in arch_models.items()
+    },
+    "VGG16, ours (CIFAR-10)": (
+        vgg_models[list(VGG_RUNS)[-1]][0],
+        as_cl((Xc_test - mean) / std),
+        yc_test,
+        cifar_classes,
+        True,
+    ),
+}
+
+
+def first_conv(model):
+    return next(m for m in model.modules() if isinstance(m, nn.Conv2d))
+
+
+def show_prediction(network, index):
+    model, X, y, classes, amp = PICKER[network]
+    x = X[index : index + 1]
+    captured = {}
+    hook = first_conv(model).register_forward_hook(lambda m, i, o: captured.setdefault("maps", o))
+    probs = predict(model, x, amp=amp).softmax(-1)[0].cpu()
+    hook.remove()
+    top = probs.topk(5)
+    fig = plt.figure(figsize=(12, 3.2))
+    grid = fig.add_gridspec(1, 3, width_ratios=[0.8, 1.2, 2])
+    ax = fig.add_subplot(grid[0])
+    img = x[0].float().cpu()
+    img = (img - img.amin()) / (img.amax() - img.amin() + 1e-8)
+    ax.imshow(img.permute(1, 2, 0).squeeze(), cmap="gray_r" if img.shape[0] == 1 else None)
+    ax.set(title=f"true: {classes[int(y[index])]}", xticks=[], yticks=[])
+    ax = fig.add_subplot(grid[1])
+    ax.barh([classes[int(k)] for k in top.indices][::-1], top.values.numpy()[::-1])
+    ax.set(xlim=(0, 1), xlabel="probability", title="top 5")
+    feature_maps = captured["maps"][0].float().cpu()[:16]
+    sub = grid[2].subgridspec(2, 8, wspace=0.05, hspace=0.05)
+    for j, fm in enumerate(feature_maps):
+        a = fig.add_subplot(sub[j // 8, j % 8])
+        a.imshow(fm, cmap="viridis")
+        a.set(xticks=[], yticks=[])
+    fig.suptitle("first convolution's feature maps (up to 16), right", x=0.75, fontsize=9)
+    plt.show()
+
+
+# %% [markdown]
+# Without a kernel, the picker's view for the first test image of three of the networks:
+
+# %%
+for network in ["first CNN (Fashion-MNIST)", "ResNet-18 (MNIST)", "VGG16, ours (CIFAR-10)"]:
+    show_prediction(network, 0)
+
+# %% tags=["remove-output"]
+widgets.interact(
+    show_prediction,
+    network=widgets.Dropdown(options=list(PICKER)),
+    index=widgets.IntSlider(0, 0, 999, description="test image"),
+)
+
+
+# %% tags=["remove-output"]
+def explore_ablations(groups, sort_by, runs):
+    table = abl_table[abl_table["group"].isin(groups)].sort_values(sort_by, ascending=False)
+    display(table.drop(columns="group").style.format(precision=3, na_rep=""))
+    if runs:
+        plot_ablations(abl_table, abl_histories, focus=list(runs))
+        plt.show()
+
+
+widgets.interact(
+    explore_ablations,
+    groups=widgets.SelectMultiple(options=list(GROUP_COLOURS), value=tuple(GROUP_COLOURS)),
+    sort_by=widgets.Dropdown(options=["best val acc", "change vs reference", "training s"]),
+    runs=widgets.SelectMultiple(options=list(abl_table.index), value=("+ flips (improved)",)),
+)
+
+# %% [markdown]
+# ## Lab reports and this run
+#
+# Each row gives the lab report's number and ours from this run, at the profile and on the
+# device printed below. At the `quick` profile the MNIST, CIFAR-10 and Tiny-ImageNet runs are
+# smaller than the reports' (sizes in each section), so only the first row compares like with
+# like; the `full` profile runs the reports' scale.
+
+# %%
+comparison = pd.DataFrame(
+    [
+        ("first CNN, Fashion-MNIST, test acc", 0.8789, fcnn_metrics["fcnn_test_acc_mean"]),
+        ("LeNet-5, MNIST, test acc", 0.9917, arch_metrics["lenet_test_acc"]),
+        ("VGG-11, MNIST, test acc", 0.9857, arch_metrics["vgg11_test_acc"]),
+        ("ResNet-18, MNIST, test acc", 0.9942, arch_metrics["resnet18_mnist_test_acc"]),
+        ("Adam + StepLR, MNIST, test acc", 0.989, opt_metrics["opt_steplr_test_acc"]),
+        ("Adam + StepLR, MNIST, validation acc", 0.991, opt_metrics["opt_steplr_val_acc"]),
+        ("VGG16 report recipe, CIFAR-10, train acc", 0.9854, vgg_metrics["vgg_report_train_acc"]),
+        ("VGG16 report recipe, CIFAR-10, test acc", 0.778, vgg_metrics["vgg_report_test_acc"]),
+        ("VGG16 our recipe, CIFAR-10, test acc", None, vgg_metrics["vgg_ours_test_acc"]),
+        ("ResNet-18 baseline, Tiny-ImageNet, best val", 0.3916, abl_metrics["abl_baseline_acc"]),
+        ("ResNet-18 3×3 stem, best val", 0.4592, abl_metrics["abl_stem_acc"]),
+        ("ResNet-18 improved (+ flips), best val", 0.4536, abl_metrics["abl_improved_acc"]),
+        ("ResNet-18 half width, best val", 0.4096, abl_metrics["abl_half_acc"]),
+        ("ResNet-18 instance norm, best val", 0.0658, abl_metrics["abl_instance_acc"]),
+        ("ResNet-18 no residual, best val", 0.4184, abl_metrics["abl_no_residual_acc"]),
+        ("speed recipe (ours), CIFAR-10, test acc", None, speed_metrics["speed_test_acc"]),
+    ],
+    columns=["experiment", "lab report", "this run"],
+).set_index("experiment")
+print(f"profile {PROFILE}, device {describe_device(device)}")
+display(comparison.style.format("{:.2%}", na_rep="—"))
+
+# %% [markdown]
+# ## Summary
+#
+# - Two convolutional layers lift Fashion-MNIST to {glue:text}`fcnn_test_acc_mean:.2%` (the
+#   perceptron: about 86%) with less than a tenth of the weights; the first-layer filters are edge and
+#   brightness detectors.
+# - On MNIST, LeNet, VGG-11 and ResNet-18 differ in cost by orders of magnitude; at the report's
+#   scale their accuracies differ by fractions of a point, and in a short run the normalised,
+#   residual network learns fastest.
+# - The report's "SGD lags on the test set" was its test function: sampling the answer from the
+#   softmax scores a doubtful network below its arg-max accuracy. A softmax before
+#   `CrossEntropyLoss` leaves the accuracy nearly intact and the loss stuck above
+#   {glue:text}`opt_softmax_loss_floor:.2f`.
+# - VGG16 with the report's recipe learns CIFAR-10 slowly and, given 30 epochs, memorises it;
+#   batch normalisation, augmentation, weight decay, label smoothing and a one-cycle schedule
+#   take the test accuracy from {glue:text}`vgg_report_test_acc:.1%` to
+#   {glue:text}`vgg_ours_test_acc:.1%` on the same budget at this scale.
+# - In the ResNet-18 study the directions are compared with the report's one change at a time;
+#   {glue:text}`abl_n_agree:d` of {glue:text}`abl_n_compared:d` agree beyond the noise margin.
+#
+# To rerun with other settings: `dlnotes run 02_cnn --profile full`, or
+# `dlnotes run 02_cnn -p ABL_EPOCHS 25 -p ABL_CLASSES 100`, or
+# `papermill notebooks/02_cnn.ipynb out.ipynb -p CIFAR_EPOCHS 30`.
