@@ -169,3 +169,17 @@ def test_cnn_smoke_metrics(smoke_runs):
     assert m["abl_n_runs"] == 14 and 0 <= m["abl_n_agree"] <= m["abl_n_compared"]
     # The stand-in digits are learnt by the first CNN: far above the 10% of guessing.
     assert m["fcnn_test_acc_mean"] > 0.5 and m["fcnn_seeds"] == 1
+
+
+@pytest.mark.slow
+def test_text_smoke_metrics(smoke_runs):
+    m = smoke_runs["03_text"].metrics
+    # A test trigram whose last two words were never counted is itself never counted.
+    assert 0 <= m["unseen_bigrams"] <= m["unseen_trigrams"] <= 1
+    assert m["ppl_unigram"] > 1 and m["ppl_bigram"] > 1 and m["ppl_trigram"] > 1
+    assert m["vocab_size"] <= 32000 and 0 <= m["cut_share_ours"] <= m["cut_share"] <= 1
+    # The test subset is balanced, so the first fifth of it sorted by label is all negative.
+    assert m["ft_test_reviews"] == 100 and m["ft_sorted_first_pos_share"] == 0
+    accuracies = [k for k in m if k.endswith("_acc") or "_acc_" in k]
+    assert len(accuracies) >= 12 and all(0 <= m[k] <= 1 for k in accuracies)
+    assert m["both_wrong"] + m["only_lstm_wrong"] + m["only_tf_wrong"] <= m["ft_test_reviews"]

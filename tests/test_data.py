@@ -26,6 +26,7 @@ from dlnotes.data import (
     load_imdb,
     standin_digits,
     standin_images,
+    standin_reviews,
     tokenize,
     verify_cache,
 )
@@ -315,6 +316,11 @@ def test_imdb_tree_texts_labels_and_vocab(env, monkeypatch):
     assert vocab.itos == ["<pad>", "<unk>", "bad", "film", "great"]
     ids, lengths = vocab.encode(["great bad movie", "film"], max_len=2)
     assert ids.tolist() == [[4, 2], [3, 0]] and lengths.tolist() == [2, 1]
+    # Keras' pad_sequences default: keep the last words, pad at the start; token lists work too.
+    ids, lengths = vocab.encode([["great", "bad", "movie"], ["film"]], max_len=2, keep="tail")
+    assert ids.tolist() == [[2, 1], [0, 3]] and lengths.tolist() == [2, 1]
+    with pytest.raises(ValueError, match="keep must be"):
+        vocab.encode(["film"], max_len=2, keep="middle")
 
 
 def test_unverifiable_official_file_needs_consent(env):
@@ -326,6 +332,10 @@ def test_standins_are_named_and_shaped_like_the_real_sets():
     digits = standin_digits()
     assert digits.dataset.startswith("stand-in") and digits["train"][0].shape[1:] == (1, 28, 28)
     assert len(digits["train"][0]) + len(digits["test"][0]) == 1797
+    reviews = standin_reviews(40, seed=1)
+    assert reviews.dataset.startswith("stand-in") and len(reviews.texts["test"]) == 20
+    assert sorted(reviews.labels["train"].tolist()) == [0] * 10 + [1] * 10
+    assert reviews.texts == standin_reviews(40, seed=1).texts != standin_reviews(40, seed=2).texts
     fake = standin_images(8, shape=(3, 16, 16), classes=2)
     assert fake.dataset.startswith("stand-in") and fake["train"][0].shape == (4, 3, 16, 16)
 

@@ -9,8 +9,9 @@ from __future__ import annotations
 import torch
 
 from .images import ImageData, normalize
+from .text import TextData
 
-__all__ = ["standin_digits", "standin_images"]
+__all__ = ["standin_digits", "standin_images", "standin_reviews"]
 
 
 def standin_digits(normalization: str = "standard", device="cpu", n_test: int = 297) -> ImageData:
@@ -44,3 +45,35 @@ def standin_images(n: int, shape=(3, 32, 32), classes: int = 10, seed: int = 0) 
     splits = {"train": (X[:half], y[:half]), "test": (X[half:], y[half:])}
     return ImageData(splits, [str(i) for i in range(classes)], "stand-in: random pixels",
                      "uint8 pixels 0-255, not normalised")  # fmt: skip
+
+
+_FILLER = ("the film movie story actor plot scene it was is this a and of to in with but "
+           "director music ending cast script character watch time").split()  # fmt: skip
+_OPINION = {1: "great good wonderful superb loved best enjoyable moving".split(),
+            0: "bad awful boring worst hated dull poor waste".split()}  # fmt: skip
+
+
+def standin_reviews(n: int, seed: int = 0, noise: float = 0.3) -> TextData:
+    """Return ``n`` made-up reviews, half each for train and test, balanced labels (1 = positive).
+
+    Each review is filler words with a few opinion words; a share ``noise`` of the opinion words
+    comes from the other side, so a model has something, though not everything, to learn.
+    """
+    g = torch.Generator().manual_seed(seed)
+
+    def pick(words):
+        return words[int(torch.randint(len(words), (), generator=g))]
+
+    texts, labels = [], []
+    for i in range(n):
+        label = i % 2
+        words = [pick(_FILLER) for _ in range(int(torch.randint(10, 200, (), generator=g)))]
+        for _ in range(max(1, len(words) // 12)):
+            side = label if float(torch.rand((), generator=g)) >= noise else 1 - label
+            words.insert(int(torch.randint(len(words) + 1, (), generator=g)), pick(_OPINION[side]))
+        texts.append(" ".join(words))
+        labels.append(label)
+    half = n // 2
+    return TextData({"train": texts[:half], "test": texts[half:]},
+                    {"train": torch.tensor(labels[:half]), "test": torch.tensor(labels[half:])},
+                    "stand-in: made-up reviews")  # fmt: skip

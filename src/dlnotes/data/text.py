@@ -70,9 +70,12 @@ class Vocab:
         self.stoi = {w: i for i, w in enumerate(self.itos)}
 
     @classmethod
-    def build(cls, texts: list[str], size: int = 32000, min_freq: int = 1) -> Vocab:
-        """Return the ``size`` most frequent words of ``texts`` (ties broken alphabetically)."""
-        counts = Counter(tok for text in texts for tok in tokenize(text))
+    def build(cls, texts: list[str] | list[list[str]], size: int = 32000, min_freq: int = 1) -> Vocab:
+        """Return the ``size`` most frequent words of ``texts`` (ties broken alphabetically).
+
+        ``texts`` are reviews, or reviews already split by ``tokenize``.
+        """
+        counts = Counter(tok for text in texts for tok in _tokens(text))
         ranked = sorted(
             (w for w, c in counts.items() if c >= min_freq), key=lambda w: (-counts[w], w)
         )
@@ -81,12 +84,29 @@ class Vocab:
     def __len__(self) -> int:
         return len(self.itos)
 
-    def encode(self, texts: list[str], max_len: int) -> tuple[torch.Tensor, torch.Tensor]:
-        """Return (ids, lengths): ids (N, max_len) right-padded with PAD, truncated at max_len."""
+    def encode(
+        self, texts: list[str] | list[list[str]], max_len: int, *, keep: str = "head"
+    ) -> tuple[torch.Tensor, torch.Tensor]:
+        """Return (ids, lengths): ids (N, max_len), at most ``max_len`` words of each text.
+
+        ``keep="head"`` keeps the first words and pads at the end; ``keep="tail"`` keeps the last
+        words and pads at the start, as Keras' ``pad_sequences`` does by default.
+        """
+        if keep not in ("head", "tail"):
+            raise ValueError(f"keep must be 'head' or 'tail', not {keep!r}")
         ids = torch.full((len(texts), max_len), self.PAD, dtype=torch.long)
         lengths = torch.zeros(len(texts), dtype=torch.long)
         for i, text in enumerate(texts):
-            row = [self.stoi.get(t, self.UNK) for t in tokenize(text)[:max_len]]
-            ids[i, : len(row)] = torch.tensor(row, dtype=torch.long)
+            words = _tokens(text)
+            words = words[:max_len] if keep == "head" else words[max(len(words) - max_len, 0) :]
+            row = torch.tensor([self.stoi.get(t, self.UNK) for t in words], dtype=torch.long)
+            if keep == "head":
+                ids[i, : len(row)] = row
+            else:
+                ids[i, max_len - len(row) :] = row
             lengths[i] = len(row)
         return ids, lengths
+
+
+def _tokens(text: str | list[str]) -> list[str]:
+    return text if isinstance(text, list) else tokenize(text)
