@@ -70,7 +70,9 @@ class Vocab:
         self.stoi = {w: i for i, w in enumerate(self.itos)}
 
     @classmethod
-    def build(cls, texts: list[str] | list[list[str]], size: int = 32000, min_freq: int = 1) -> Vocab:
+    def build(
+        cls, texts: list[str] | list[list[str]], size: int = 32000, min_freq: int = 1
+    ) -> Vocab:
         """Return the ``size`` most frequent words of ``texts`` (ties broken alphabetically).
 
         ``texts`` are reviews, or reviews already split by ``tokenize``.
