@@ -177,7 +177,9 @@ def test_text_smoke_metrics(smoke_runs):
     # A test trigram whose last two words were never counted is itself never counted.
     assert 0 <= m["unseen_bigrams"] <= m["unseen_trigrams"] <= 1
     assert m["ppl_unigram"] > 1 and m["ppl_bigram"] > 1 and m["ppl_trigram"] > 1
-    assert m["vocab_size"] <= 32000 and 0 <= m["cut_share_ours"] <= m["cut_share"] <= 1
+    assert m["vocab_size"] <= 32000 and 0 <= m["cut_share"] <= 1 and 0 <= m["cut_share_ours"] <= 1
+    # A longer cut shortens fewer reviews.
+    assert (m["cut_share_ours"] - m["cut_share"]) * (m["ours_len"] - m["max_len"]) <= 0
     # The test subset is balanced, so the first fifth of it sorted by label is all negative.
     assert m["ft_test_reviews"] == 100 and m["ft_sorted_first_pos_share"] == 0
     accuracies = [k for k in m if k.endswith("_acc") or "_acc_" in k]
