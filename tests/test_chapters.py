@@ -185,3 +185,16 @@ def test_text_smoke_metrics(smoke_runs):
     accuracies = [k for k in m if k.endswith("_acc") or "_acc_" in k]
     assert len(accuracies) >= 12 and all(0 <= m[k] <= 1 for k in accuracies)
     assert m["both_wrong"] + m["only_lstm_wrong"] + m["only_tf_wrong"] <= m["ft_test_reviews"]
+
+
+@pytest.mark.slow
+def test_gan_smoke_metrics(smoke_runs):
+    m = smoke_runs["04_gan"].metrics
+    # Real digits scored against real digits: the Fréchet distance floor is near 0, every class.
+    assert 0 <= m["fd_real"] < m["fd_dcgan"] and m["coverage_real"] > 9
+    fds = [k for k in m if k.startswith("fd_")]
+    assert len(fds) >= 9 and all(m[k] >= 0 for k in fds)
+    coverages = [k for k in m if k.startswith("coverage_")]
+    assert all(1 <= m[k] <= 10 for k in coverages)
+    assert all(m[k] in (0, 1) for k in m if k.startswith("rule_"))
+    assert 0 <= m["n_fixes_better"] <= 2 and m["snapshots"] >= 1
