@@ -198,3 +198,18 @@ def test_gan_smoke_metrics(smoke_runs):
     assert all(1 <= m[k] <= 10 for k in coverages)
     assert all(m[k] in (0, 1) for k in m if k.startswith("rule_"))
     assert 0 <= m["n_fixes_better"] <= 2 and m["snapshots"] >= 1
+
+
+@pytest.mark.slow
+def test_cyclegan_smoke_metrics(smoke_runs):
+    m = smoke_runs["05_cyclegan"].metrics
+    # The paper's PatchGAN: three stride-2 layers see 70×70 pixels; smoke uses two (34×34).
+    assert m["receptive_field"] == 34 and m["load_size"] > m["size"]
+    assert all(0 <= m[k] <= 1 for k in ("ok_g", "ok_f", "judge_acc", "ok_g_full", "ok_g_no_cycle"))
+    assert m["gap_low"] <= m["success_gap"] <= m["gap_high"]
+    assert all(m[k] >= 0 for k in m if k.startswith(("fd_", "rec_", "shift_")))
+    # Losses as the lab report adds them: each generator's includes the weighted cycle loss.
+    for name in ("g_last", "f_last"):
+        assert m[name] >= m["lambda_cycle"] * m["cycle_last"] - 1e-6
+    assert m["dx_last"] > 0 and m["dy_last"] > 0
+    assert m["seconds"] > 0 and m["total_epochs"] == m["epochs"] + m["decay_epochs"]

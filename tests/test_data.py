@@ -26,6 +26,7 @@ from dlnotes.data import (
     load_imdb,
     standin_digits,
     standin_images,
+    standin_pets,
     standin_reviews,
     tokenize,
     verify_cache,
@@ -338,6 +339,20 @@ def test_standins_are_named_and_shaped_like_the_real_sets():
     assert reviews.texts == standin_reviews(40, seed=1).texts != standin_reviews(40, seed=2).texts
     fake = standin_images(8, shape=(3, 16, 16), classes=2)
     assert fake.dataset.startswith("stand-in") and fake["train"][0].shape == (4, 3, 16, 16)
+
+
+def test_standin_pets_has_horse2zebra_splits_and_the_stripes_tell_the_domains_apart():
+    pets = standin_pets(6, size=24, n_test=3, seed=1)
+    assert set(pets.splits) == {"trainA", "trainB", "testA", "testB"}
+    assert pets["trainA"][0].shape == (6, 3, 24, 24) and pets["testB"][0].dtype == torch.uint8
+    assert pets["trainA"][1].tolist() == [0] * 6 and pets["testB"][1].tolist() == [1] * 3
+
+    # Stripes: neighbouring pixels differ more in 'zebra' images than in plain 'horse' ones.
+    def roughness(x):
+        return x.float().diff(dim=-1).abs().mean()
+
+    assert roughness(pets["trainB"][0]) > 1.5 * roughness(pets["trainA"][0])
+    assert torch.equal(pets["trainA"][0], standin_pets(6, size=24, n_test=3, seed=1)["trainA"][0])
 
 
 @pytest.mark.mirror

@@ -11,7 +11,7 @@ import torch
 from .images import ImageData, normalize
 from .text import TextData
 
-__all__ = ["standin_digits", "standin_images", "standin_reviews"]
+__all__ = ["standin_digits", "standin_images", "standin_pets", "standin_reviews"]
 
 
 def standin_digits(normalization: str = "standard", device="cpu", n_test: int = 297) -> ImageData:
@@ -44,6 +44,43 @@ def standin_images(n: int, shape=(3, 32, 32), classes: int = 10, seed: int = 0) 
     half = n // 2
     splits = {"train": (X[:half], y[:half]), "test": (X[half:], y[half:])}
     return ImageData(splits, [str(i) for i in range(classes)], "stand-in: random pixels",
+                     "uint8 pixels 0-255, not normalised")  # fmt: skip
+
+
+def standin_pets(n: int, size: int = 32, n_test: int = 8, seed: int = 0) -> ImageData:
+    """Return two made-up image domains in horse2zebra's layout (uint8, splits trainA/trainB/testA/testB).
+
+    'horse' (A): a brown ellipse on a green-and-blue scene; 'zebra' (B): the same kind of ellipse
+    with black and white stripes. ``n`` training and ``n_test`` test images per domain.
+    """
+    g = torch.Generator().manual_seed(seed)
+    rows = torch.linspace(0, 1, size).view(-1, 1).expand(size, size)
+    cols = torch.linspace(0, 1, size).view(1, -1).expand(size, size)
+
+    def draw(count: int, striped: bool) -> torch.Tensor:
+        images = []
+        for _ in range(count):
+            cy, cx, ry, rx, angle, scale = torch.rand(6, generator=g).tolist()
+            sky = torch.tensor([0.5, 0.7, 0.9]).view(3, 1, 1)
+            grass = torch.tensor([0.3, 0.6, 0.2]).view(3, 1, 1)
+            img = torch.where(rows < 0.3 + 0.2 * cy, sky, grass).clone()
+            body = ((rows - 0.35 - 0.3 * cy) / (0.12 + 0.1 * ry)) ** 2
+            body = body + ((cols - 0.3 - 0.4 * cx) / (0.18 + 0.1 * rx)) ** 2 < 1
+            if striped:
+                wave = torch.sin((cols * (1 + angle) + rows * angle) * (20 + 20 * scale))
+                fill = (wave > 0).float().expand(3, size, size)
+            else:
+                fill = torch.tensor([0.55, 0.35, 0.2]).view(3, 1, 1).expand(3, size, size)
+            img = torch.where(body, fill, img)
+            img = img + 0.05 * torch.randn(3, size, size, generator=g)
+            images.append((img.clamp(0, 1) * 255).round().to(torch.uint8))
+        return torch.stack(images)
+
+    splits = {}
+    for split, count in (("train", n), ("test", n_test)):
+        for suffix, label in (("A", 0), ("B", 1)):
+            splits[split + suffix] = (draw(count, bool(label)), torch.full((count,), label))
+    return ImageData(splits, ["horse", "zebra"], "stand-in: drawn ellipses, plain or striped",
                      "uint8 pixels 0-255, not normalised")  # fmt: skip
 
 
