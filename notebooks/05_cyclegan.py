@@ -549,7 +549,7 @@ loss_metrics = publish(
 with torch.no_grad():
     G, F_ = main["nets"]["G"], main["nets"]["F"]
     shown = 5
-    fig, axes = plt.subplots(2 * shown, 3, figsize=(6.6, 2.2 * 2 * shown))
+    fig, axes = plt.subplots(2 * shown, 3, figsize=(6.6, 2.2 * 2 * shown), dpi=72)
     for k in range(shown):
         x, y = X_test[k : k + 1], Y_test[k : k + 1]
         show_row([x[0], G(x)[0], F_(G(x))[0]], axes=axes[2 * k],
@@ -564,7 +564,7 @@ plt.show()
 # the translation after one more epoch.
 
 # %%
-fig, axes = plt.subplots(2, 4, figsize=(8, 4.4))
+fig, axes = plt.subplots(2, 4, figsize=(8, 4.4), dpi=60)  # 12 frames: keep the page light
 
 
 def draw_epoch(k):
