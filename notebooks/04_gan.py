@@ -119,7 +119,6 @@ import pandas as pd
 import torch
 from IPython.display import HTML, display
 from matplotlib.animation import FuncAnimation
-from scipy import linalg
 from torch import nn
 from torch.nn import functional as F
 from tqdm.auto import tqdm
@@ -128,7 +127,7 @@ from dlnotes.data import load_images, standin_digits
 from dlnotes.env import describe_device, pick_device, seed_everything
 from dlnotes.files import atomic_path
 from dlnotes.report import publish
-from dlnotes.train import Batches, accuracy, checkpoint_path, fit, predict
+from dlnotes.train import Batches, accuracy, checkpoint_path, fit, frechet_distance, predict
 
 device = pick_device(DEVICE)
 print(f"profile {PROFILE}, device {describe_device(device)}, seed {SEED}")
@@ -217,15 +216,6 @@ def judge_features(images, batch_size=1000):
         feats.append(f.double().cpu())
         probs.append(judge.out(f).softmax(-1).cpu())
     return torch.cat(feats).numpy(), torch.cat(probs)
-
-
-def frechet_distance(a, b):
-    """Fréchet distance between Gaussians fitted to two feature sets (rows are samples)."""
-    mu_a, mu_b = a.mean(0), b.mean(0)
-    eps = 1e-6 * np.eye(a.shape[1])  # dead ReLU features make a covariance singular
-    cov_a, cov_b = np.cov(a, rowvar=False) + eps, np.cov(b, rowvar=False) + eps
-    root = linalg.sqrtm(cov_a @ cov_b).real  # imaginary parts are rounding noise
-    return float(((mu_a - mu_b) ** 2).sum() + np.trace(cov_a + cov_b - 2 * root))
 
 
 real_feats, real_probs = judge_features(X_test)

@@ -144,7 +144,6 @@ import pandas as pd
 import torch
 from IPython.display import HTML, display
 from matplotlib.animation import FuncAnimation
-from scipy import linalg
 from torch import nn
 from torch.nn import functional as F
 from tqdm.auto import tqdm
@@ -153,7 +152,7 @@ from dlnotes.data import load_images, normalize, standin_pets
 from dlnotes.env import describe_device, pick_device, seed_everything
 from dlnotes.files import atomic_path
 from dlnotes.report import publish
-from dlnotes.train import checkpoint_path, fit, predict
+from dlnotes.train import checkpoint_path, fit, frechet_distance, predict, random_crop_flip
 
 device = pick_device(DEVICE)
 print(f"profile {PROFILE}, device {describe_device(device)}, seed {SEED}")
@@ -353,15 +352,6 @@ class ImagePool:
         return torch.stack(out)
 
 
-def random_crop_flip(images, gen):
-    """Crop every image to SIZE at its own random offset; flip half of them left to right."""
-    spare = images.shape[-1] - SIZE
-    offsets = torch.randint(spare + 1, (len(images), 2), generator=gen).tolist()
-    flips = (torch.rand(len(images), generator=gen) < 0.5).tolist()
-    out = [img[:, i : i + SIZE, j : j + SIZE] for img, (i, j) in zip(images, offsets, strict=True)]
-    return torch.stack([o.flip(-1) if f else o for o, f in zip(out, flips, strict=True)])
-
-
 def gan_loss(scores, real):
     target = torch.full_like(scores, 1.0 if real else 0.0)
     if GAN_LOSS == "lsgan":
@@ -388,9 +378,10 @@ def train_cycle(name, epochs, decay_epochs, w_cycle, w_identity, keep_at=None):
         return 1.0 - max(0, epoch + 1 - epochs) / (decay_epochs + 1)
 
     scheds = [torch.optim.lr_scheduler.LambdaLR(o, factor) for o in (opt_g, opt_d)]
-    gen = torch.Generator().manual_seed(SEED)
+    gen = torch.Generator().manual_seed(SEED)  # batch order and the pools
+    crop_gen = torch.Generator(device).manual_seed(SEED)  # crops and flips, drawn on the device
     pools = {"X": ImagePool(POOL, gen), "Y": ImagePool(POOL, gen)}
-    config = {"code": 1, "name": name, "epochs": epochs, "decay": decay_epochs, "cycle": w_cycle,
+    config = {"code": 2, "name": name, "epochs": epochs, "decay": decay_epochs, "cycle": w_cycle,
               "identity": w_identity, "keep_at": keep_at, "n": len(X_train), "size": SIZE,
               "ngf": NGF, "ndf": NDF, "blocks": BLOCKS, "d_layers": D_LAYERS, "batch": BATCH,
               "lr": LR, "beta1": BETA1, "loss": GAN_LOSS, "pool": POOL, "seed": SEED,
@@ -406,6 +397,7 @@ def train_cycle(name, epochs, decay_epochs, w_cycle, w_identity, keep_at=None):
                          (scheds[1], "sched_d")):  # fmt: skip
             obj.load_state_dict(saved[key])
         gen.set_state(saved["rng"])
+        crop_gen.set_state(saved["crop_rng"])
         for key in pools:
             pools[key].images = list(saved["pools"][key])
         state = saved["state"]
@@ -418,8 +410,10 @@ def train_cycle(name, epochs, decay_epochs, w_cycle, w_identity, keep_at=None):
         order_x, order_y = torch.randperm(n, generator=gen), torch.randperm(n, generator=gen)
         sums = []
         for k in range(steps):
-            x = random_crop_flip(X_train[order_x[k * BATCH : (k + 1) * BATCH]], gen)
-            y = random_crop_flip(Y_train[order_y[k * BATCH : (k + 1) * BATCH]], gen)
+            x = random_crop_flip(X_train[order_x[k * BATCH : (k + 1) * BATCH]], crop_gen, pad=0,
+                                 size=SIZE)  # fmt: skip
+            y = random_crop_flip(Y_train[order_y[k * BATCH : (k + 1) * BATCH]], crop_gen, pad=0,
+                                 size=SIZE)  # fmt: skip
             with torch.autocast(device.type, torch.bfloat16, enabled=device.type == "cuda"):
                 fake_y, fake_x = nets["G"](x), nets["F"](y)
                 adv_g = gan_loss(nets["D_Y"](fake_y), True)
@@ -460,6 +454,7 @@ def train_cycle(name, epochs, decay_epochs, w_cycle, w_identity, keep_at=None):
         saved = {"nets": {k: v.state_dict() for k, v in nets.items()}, "opt_g": opt_g.state_dict(),
                  "opt_d": opt_d.state_dict(), "sched_g": scheds[0].state_dict(),
                  "sched_d": scheds[1].state_dict(), "rng": gen.get_state(),
+                 "crop_rng": crop_gen.get_state(),
                  "pools": {k: p.images for k, p in pools.items()}, "state": state}  # fmt: skip
         with atomic_path(path) as tmp:
             torch.save(saved, tmp)
@@ -635,14 +630,6 @@ def judge_view(images):
     """Return the judge's features (float64 NumPy) and P(zebra) for images in [-1, 1]."""
     feats = judge.features(images)
     return feats.double().cpu().numpy(), judge.out(feats).softmax(-1)[:, 1].cpu().numpy()
-
-
-def frechet_distance(a, b):
-    mu_a, mu_b = a.mean(0), b.mean(0)
-    eps = 1e-6 * np.eye(a.shape[1])  # dead ReLU features make a covariance singular
-    cov_a, cov_b = np.cov(a, rowvar=False) + eps, np.cov(b, rowvar=False) + eps
-    root = linalg.sqrtm(cov_a @ cov_b).real  # imaginary parts are rounding noise
-    return float(((mu_a - mu_b) ** 2).sum() + np.trace(cov_a + cov_b - 2 * root))
 
 
 def bootstrap(values, minus=None, n=2000):

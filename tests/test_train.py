@@ -11,6 +11,7 @@ from dlnotes.train import (
     checkpoint_path,
     evaluate,
     fit,
+    frechet_distance,
     predict,
     random_crop_flip,
     warmup_cosine,
@@ -119,6 +120,34 @@ def test_random_crop_flip_translates_each_image_and_keeps_labels_aligned():
         shifts.add(("flip", matches[0][1]))
     assert len(shifts) > 10 and {("flip", True), ("flip", False)} <= shifts
     assert torch.equal(random_crop_flip(X, g, pad=0, flip=False), X)
+
+
+def test_random_crop_flip_crops_a_smaller_window_of_each_image():
+    g = torch.Generator().manual_seed(1)
+    X = torch.rand(32, 3, 9, 9, generator=g)
+    out = random_crop_flip(X, g, pad=0, size=6)
+    assert out.shape == (32, 3, 6, 6)
+    offsets = set()
+    for i in range(len(X)):
+        found = [(dy, dx) for dy in range(4) for dx in range(4) for f in (False, True)
+                 if torch.equal(out[i], X[i, :, dy : dy + 6, dx : dx + 6].flip(-1) if f
+                                else X[i, :, dy : dy + 6, dx : dx + 6])]  # fmt: skip
+        assert found, f"image {i} is not a window of its own source"
+        offsets.add(found[0])
+    assert len(offsets) > 5
+    with pytest.raises(ValueError, match="cannot crop 12×12 from 9×9"):
+        random_crop_flip(X, g, pad=0, size=12)
+
+
+def test_frechet_distance_is_zero_for_one_set_and_the_squared_shift_for_a_moved_one():
+    rng = torch.Generator().manual_seed(0)
+    a = torch.randn(4000, 3, generator=rng).double().numpy()
+    assert frechet_distance(a, a) < 1e-4
+    # Same covariance, mean moved by (1, 2, 0): the distance is |shift|^2 = 5.
+    assert abs(frechet_distance(a, a + [1.0, 2.0, 0.0]) - 5.0) < 1e-3
+    # Different spread: N(0, I) against N(0, 4I) in 3 dimensions gives 3 * (1 + 4 - 2*2) = 3.
+    b = 2 * torch.randn(4000, 3, generator=rng).double().numpy()
+    assert abs(frechet_distance(a, b) - 3.0) < 0.4
 
 
 def test_batches_apply_augmentation_on_the_device_batch():

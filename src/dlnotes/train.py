@@ -15,6 +15,7 @@ from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 from pathlib import Path
 
+import numpy as np
 import torch
 from torch import nn
 from tqdm.auto import tqdm
@@ -29,6 +30,7 @@ __all__ = [
     "predict",
     "accuracy",
     "binary_accuracy",
+    "frechet_distance",
     "random_crop_flip",
     "warmup_cosine",
     "checkpoint_path",
@@ -46,6 +48,22 @@ def binary_accuracy(logits: torch.Tensor, y: torch.Tensor) -> torch.Tensor:
 def accuracy(logits: torch.Tensor, y: torch.Tensor) -> torch.Tensor:
     """Return the share of rows whose arg-max class equals ``y`` (0-dim tensor)."""
     return (logits.argmax(dim=-1) == y).float().mean()
+
+
+def frechet_distance(a: np.ndarray, b: np.ndarray, eps: float = 1e-6) -> float:
+    """Fréchet distance between Gaussians fitted to two feature sets (rows are samples):
+    |mu_a - mu_b|^2 + tr(S_a + S_b - 2 (S_a S_b)^(1/2)), the FID formula on any features.
+
+    ``eps``·I is added to both covariances: dead ReLU features make them singular.
+    """
+    from scipy import linalg  # imported here: only the GAN chapters need it
+
+    a, b = np.asarray(a, dtype=np.float64), np.asarray(b, dtype=np.float64)
+    mu_a, mu_b = a.mean(0), b.mean(0)
+    ridge = eps * np.eye(a.shape[1])
+    cov_a, cov_b = np.cov(a, rowvar=False) + ridge, np.cov(b, rowvar=False) + ridge
+    root = linalg.sqrtm(cov_a @ cov_b).real  # imaginary parts are rounding noise
+    return float(((mu_a - mu_b) ** 2).sum() + np.trace(cov_a + cov_b - 2 * root))
 
 
 @dataclass
@@ -118,16 +136,29 @@ class Batches:
 
 
 def random_crop_flip(
-    x: torch.Tensor, generator: torch.Generator, *, pad: int = 4, flip: bool = True
+    x: torch.Tensor,
+    generator: torch.Generator,
+    *,
+    pad: int = 4,
+    flip: bool = True,
+    size: int | None = None,
 ) -> torch.Tensor:
     """Return a batch (N, C, H, W) randomly translated by up to ``pad`` pixels (zero fill) and
-    mirrored left-right with probability 1/2, each image drawn independently on x's device."""
+    mirrored left-right with probability 1/2, each image drawn independently on x's device.
+
+    ``size`` crops a size×size window at a random place instead of keeping H×W (the
+    resize-then-crop augmentation of pix2pix and CycleGAN: ``pad=0, size=256`` on 286-pixel
+    images)."""
     n, _, h, w = x.shape
-    if pad:
-        padded = nn.functional.pad(x, (pad, pad, pad, pad))
-        shift = torch.randint(0, 2 * pad + 1, (2, n, 1), device=x.device, generator=generator)
-        rows = shift[0] + torch.arange(h, device=x.device)  # (N, H)
-        cols = shift[1] + torch.arange(w, device=x.device)  # (N, W)
+    out_h, out_w = (h, w) if size is None else (size, size)
+    if pad or (out_h, out_w) != (h, w):
+        padded = nn.functional.pad(x, (pad, pad, pad, pad)) if pad else x
+        spare = min(h - out_h, w - out_w) + 2 * pad  # the same offset range for both axes
+        if spare < 0:
+            raise ValueError(f"cannot crop {size}×{size} from {h}×{w} images padded by {pad}")
+        shift = torch.randint(0, spare + 1, (2, n, 1), device=x.device, generator=generator)
+        rows = shift[0] + torch.arange(out_h, device=x.device)  # (N, out_h)
+        cols = shift[1] + torch.arange(out_w, device=x.device)  # (N, out_w)
         batch = torch.arange(n, device=x.device)[:, None, None]
         # Advanced indices around a slice put their dims first: (N, H, W, C).
         x = padded[batch, :, rows[:, :, None], cols[:, None, :]].permute(0, 3, 1, 2)
