@@ -82,8 +82,15 @@ def test_committed_report_is_current(chapter):
 def smoke_runs(tmp_path_factory):
     out = tmp_path_factory.mktemp("smoke")
     return {
+        # A smoke cell takes seconds; a hung kernel fails here instead of holding CI to its limit.
         c: run_chapter(
-            ROOT, c, profile="smoke", device="cpu", output=out / f"{c}.ipynb", progress=False
+            ROOT,
+            c,
+            profile="smoke",
+            device="cpu",
+            output=out / f"{c}.ipynb",
+            progress=False,
+            cell_timeout=600,
         )
         for c in CHAPTERS
     }

@@ -96,6 +96,17 @@ def test_run_chapter_writes_report_provenance_and_metrics(project):
     assert staleness(project, "01_tiny") == "stale"
 
 
+def test_a_cell_over_the_timeout_fails_the_run_and_keeps_the_report(project):
+    py = project / "notebooks" / "01_tiny.py"
+    run_chapter(project, "01", profile="smoke", device="cpu", progress=False)
+    report = project / "book" / "chapters" / "01_tiny.ipynb"
+    before = report.read_bytes()
+    py.write_text(py.read_text() + "\n# %%\nimport time\n\ntime.sleep(60)\n")
+    with pytest.raises(ChapterError, match=r"01_tiny: a cell ran longer than 2 s"):
+        run_chapter(project, "01", profile="smoke", device="cpu", progress=False, cell_timeout=2)
+    assert report.read_bytes() == before
+
+
 def test_cli_refuses_bad_parameters_before_running(project, monkeypatch, capsys):
     monkeypatch.chdir(project)
     assert main(["run", "01", "-p", "STEP", "3"]) == 2

@@ -35,6 +35,12 @@ def _parser() -> argparse.ArgumentParser:
     run.add_argument(
         "--no-progress", action="store_true", help="hide papermill's cell progress bar"
     )
+    run.add_argument(
+        "--cell-timeout",
+        type=float,
+        metavar="SECONDS",
+        help="fail the run if one cell takes longer (default: no limit)",
+    )
 
     book = sub.add_parser(
         "book", help="re-execute stale chapters, then build the site in both languages"
@@ -133,6 +139,7 @@ def _run(root: Path, args) -> int:
         device=args.device,
         output=args.output,
         progress=not args.no_progress,
+        cell_timeout=args.cell_timeout,
     )
     print(
         f"{result.chapter}: {result.report} ({result.seconds:.1f} s, {len(result.metrics)} metrics)"

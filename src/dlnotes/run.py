@@ -204,15 +204,19 @@ def run_chapter(
     device: str | None = None,
     output: Path | None = None,
     progress: bool = True,
+    cell_timeout: float | None = None,
 ) -> RunResult:
     """Execute ``chapter`` with papermill and write its report, provenance and metrics.
 
     Parameters are validated before anything runs. The report and metrics are replaced only after
     a successful run, so a failed or interrupted run leaves the previous ones untouched.
+    ``cell_timeout`` (seconds) fails the run when one cell runs longer: for tests and CI, where a
+    hung kernel should fail fast rather than hold the job until its own limit.
     """
     import jupytext
     import nbformat
     import papermill
+    from nbclient.exceptions import CellTimeoutError
 
     from . import __version__
 
@@ -246,7 +250,14 @@ def run_chapter(
             kernel_name="python3",
             progress_bar=progress,
             cwd=str(root / "notebooks"),
+            execution_timeout=cell_timeout,
         )
+    except CellTimeoutError:
+        raise ChapterError(
+            f"{chapter}: a cell ran longer than {cell_timeout:g} s (--cell-timeout) and was "
+            f"stopped; the partly executed notebook is {partial}; the previous report {output} "
+            "is unchanged."
+        ) from None
     except papermill.PapermillExecutionError as exc:
         raise ChapterError(
             f"{chapter} failed in code cell {exc.exec_count} (cell index {exc.cell_index}): "
