@@ -214,6 +214,8 @@ def test_cyclegan_smoke_metrics(smoke_runs):
     assert m["receptive_field"] == 34 and m["load_size"] > m["size"]
     assert all(0 <= m[k] <= 1 for k in ("ok_g", "ok_f", "judge_acc", "ok_g_full", "ok_g_no_cycle"))
     assert m["gap_low"] <= m["success_gap"] <= m["gap_high"]
+    assert m["rise_low"] <= m["rise_gap"] <= m["rise_high"] and -1 <= m["rise_g"] <= 1
+    assert m["g_worse_by_judge"] == (m["rise_low"] > 0)
     assert all(m[k] >= 0 for k in m if k.startswith(("fd_", "rec_", "shift_")))
     # Losses as the lab report adds them: each generator's includes the weighted cycle loss.
     for name in ("g_last", "f_last"):
