@@ -222,3 +222,20 @@ def test_cyclegan_smoke_metrics(smoke_runs):
         assert m[name] >= m["lambda_cycle"] * m["cycle_last"] - 1e-6
     assert m["dx_last"] > 0 and m["dy_last"] > 0
     assert m["seconds"] > 0 and m["total_epochs"] == m["epochs"] + m["decay_epochs"]
+
+
+@pytest.mark.slow
+def test_vit_smoke_metrics(smoke_runs):
+    m = smoke_runs["06_vit"].metrics
+    # The written-out attention matches PyTorch's fused kernel and nn.MultiheadAttention on the
+    # same weights; without batch_first=True the latter attends across the batch instead.
+    assert m["diff_sdpa"] < 1e-5 and m["diff_mha"] < 1e-5
+    assert m["diff_batch_first_pitfall"] > 0.01 and m["pitfall_leak"] > 0.01
+    # At initialisation, 1/sqrt(d) keeps attention spread; without it, wider heads saturate more.
+    assert (
+        m["init_entropy_16_scaled"] > m["init_entropy_16_unscaled"] > m["init_entropy_128_unscaled"]
+    )
+    assert m["init_saturated_128_unscaled"] > m["init_saturated_16_unscaled"]
+    assert m["init_entropy_16_scaled"] <= m["ln_tokens"] + 1e-6
+    assert all(0 <= m[k] <= 1 for k in m if k.endswith("_acc") or "_acc_" in k)
+    assert m["patches"] == m["grid"] ** 2 and m["tokens"] == m["patches"] + 1

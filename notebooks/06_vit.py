@@ -1,0 +1,649 @@
+# ---
+# jupyter:
+#   jupytext:
+#     formats: ipynb,py:percent
+#     text_representation:
+#       extension: .py
+#       format_name: percent
+#       format_version: '1.3'
+#       jupytext_version: 1.19.6
+#   kernelspec:
+#     display_name: Python 3 (ipykernel)
+#     language: python
+#     name: python3
+# ---
+
+# %% [markdown]
+# # A Vision Transformer from scratch on MNIST
+#
+# A convolutional network builds in two assumptions about images: nearby pixels matter together,
+# and a pattern means the same wherever it appears. A Vision Transformer (ViT) drops both. It
+# cuts the image into patches, turns each into a vector, and lets every patch look at every other
+# through self-attention; where things are, it must learn from a position embedding. This chapter
+# builds one piece by piece, checks the attention against PyTorch's own, trains the lab report's
+# recipe, and asks:
+#
+# 1. Does the report's 97.14% reproduce, with its slow start?
+# 2. Why divide the attention logits by √d, when the report saw no difference without it?
+# 3. How close does a better recipe get to a CNN, at what cost?
+#
+# **What you will learn**
+#
+# - patch embedding, class token, position embedding, multi-head self-attention and the pre-norm
+#   Transformer block, each written out;
+# - what the 1/√d scaling does to the softmax, measured;
+# - how to read attention maps and a learned position embedding.
+
+# %% tags=["parameters"]
+PROFILE = "quick"  # smoke: seconds, for tests | quick: minutes on a CPU | full: reports' scale
+DEVICE = "auto"  # auto | cpu | cuda
+SEED = 0  # seeds the initial weights and the batch order
+STANDIN = None  # True: stand-in digits (sklearn, no dataset needed); None: profile's value
+PATCH = 7  # patch side in pixels; 7 cuts a digit into a 4×4 grid of 16 patches
+REPORT_EPOCHS = None  # epochs of the lab report's recipe (report: 50)
+REPORT_LR = 5e-05  # the report's Adam learning rate
+REPORT_BATCH = 64  # batch size for the report's recipe (not given in the report)
+SQRT_IMAGES = None  # training images of each run in the √d study
+SQRT_EPOCHS = None  # epochs of each run in the √d study
+BETTER_EPOCHS = None  # epochs of our recipe
+BETTER_DEPTH = None  # Transformer blocks in our recipe
+BETTER_DIM = 128  # embedding size in our recipe
+BETTER_HEADS = 4  # attention heads in our recipe
+BATCH = 128  # batch size of the √d study and our recipe
+
+# %%
+# Sizes per profile. A parameter set above (not None) wins over its profile's value.
+PROFILES = {
+    "smoke": {"STANDIN": True, "REPORT_EPOCHS": 1, "SQRT_IMAGES": 600, "SQRT_EPOCHS": 1,
+              "BETTER_EPOCHS": 1, "BETTER_DEPTH": 2},
+    "quick": {"STANDIN": False, "REPORT_EPOCHS": 8, "SQRT_IMAGES": 20000, "SQRT_EPOCHS": 2,
+              "BETTER_EPOCHS": 3, "BETTER_DEPTH": 4},
+    "full": {"STANDIN": False, "REPORT_EPOCHS": 50, "SQRT_IMAGES": 60000, "SQRT_EPOCHS": 5,
+             "BETTER_EPOCHS": 30, "BETTER_DEPTH": 6},
+}  # fmt: skip
+
+from dlnotes.params import from_profile
+
+# fmt: off
+(STANDIN, REPORT_EPOCHS, SQRT_IMAGES, SQRT_EPOCHS, BETTER_EPOCHS, BETTER_DEPTH) = from_profile(
+    PROFILES, PROFILE, STANDIN=STANDIN, REPORT_EPOCHS=REPORT_EPOCHS, SQRT_IMAGES=SQRT_IMAGES,
+    SQRT_EPOCHS=SQRT_EPOCHS, BETTER_EPOCHS=BETTER_EPOCHS, BETTER_DEPTH=BETTER_DEPTH,
+)
+# fmt: on
+if 28 % PATCH:
+    raise ValueError(f"PATCH must divide 28 (1, 2, 4, 7, 14 or 28), not {PATCH}")
+if BETTER_DIM % BETTER_HEADS:
+    raise ValueError(
+        f"BETTER_DIM ({BETTER_DIM}) must be a multiple of BETTER_HEADS ({BETTER_HEADS})"
+    )
+
+# %% [markdown]
+# ## Setup
+
+# %%
+import json
+import math
+
+import ipywidgets as widgets
+import matplotlib.pyplot as plt
+import numpy as np
+import pandas as pd
+import torch
+from IPython.display import display
+from torch import nn
+from torch.nn import functional as F
+
+from dlnotes.data import load_images, standin_digits
+from dlnotes.env import describe_device, pick_device, seed_everything
+from dlnotes.files import write_atomic
+from dlnotes.report import publish
+from dlnotes.train import Batches, accuracy, checkpoint_path, evaluate, fit, warmup_cosine
+
+device = pick_device(DEVICE)
+print(f"profile {PROFILE}, device {describe_device(device)}, seed {SEED}")
+if STANDIN:
+    mnist = standin_digits(device=device)
+    print("stand-in data: sklearn digits replace MNIST (numbers mean nothing)")
+else:
+    mnist = load_images("mnist", device=device, progress=False)
+X_train, y_train = mnist["train"]
+X_test, y_test = mnist["test"]
+print(f"{len(X_train):,} training and {len(X_test):,} test digits, standardised")
+
+# %% [markdown]
+# ## 1. A ViT, piece by piece
+#
+# **Patches.** A 28×28 digit cut into {glue:text}`patch:d`×{glue:text}`patch:d` patches gives a
+# grid of {glue:text}`grid:d`×{glue:text}`grid:d` = {glue:text}`patches:d` patches. Each is
+# flattened and multiplied by one shared matrix into a vector of size $d$. A convolution with
+# kernel and stride equal to the patch size is exactly that product, done for all patches at once.
+#
+# **Class token and positions.** A learned vector, the class token, is put in front of the patch
+# vectors; after the Transformer blocks, the classifier reads only its output. Attention treats
+# its inputs as a set, so a learned position embedding, one vector per slot, is added to say
+# where each patch came from.
+#
+# **Self-attention.** Each token is projected to a query $q$, a key $k$ and a value $v$, split
+# into $h$ heads of size $d_h = d/h$. A head's output for one token is a weighted mean of all
+# values, the weights being $\operatorname{softmax}(q k^\top / \sqrt{d_h})$ over the tokens.
+#
+# **The block.** Pre-norm residual blocks, as in ViT: $x + \operatorname{Attn}(\operatorname{LN}(x))$,
+# then $x + \operatorname{MLP}(\operatorname{LN}(x))$, the MLP being two linear layers with a GELU
+# between them, four times wider inside.
+
+
+# %%
+class Attention(nn.Module):
+    """Multi-head self-attention, written out. ``scale=False`` drops the 1/√d_h."""
+
+    def __init__(self, dim, heads, scale=True):
+        super().__init__()
+        self.heads, self.scale = heads, scale
+        self.qkv = nn.Linear(dim, 3 * dim)  # q, k and v of all heads in one product
+        self.proj = nn.Linear(dim, dim)
+        self.weights = None  # the last attention weights, kept when asked
+
+    def forward(self, x, keep=False):
+        b, n, d = x.shape
+        q, k, v = self.qkv(x).view(b, n, 3, self.heads, d // self.heads).permute(2, 0, 3, 1, 4)
+        logits = q @ k.transpose(-2, -1)  # (b, heads, n, n)
+        if self.scale:
+            logits = logits / math.sqrt(d // self.heads)
+        weights = logits.softmax(-1)
+        if keep:
+            self.weights = weights.detach()
+        return self.proj((weights @ v).transpose(1, 2).reshape(b, n, d))
+
+
+class Block(nn.Module):
+    def __init__(self, dim, heads, scale=True):
+        super().__init__()
+        self.norm1, self.attn = nn.LayerNorm(dim), Attention(dim, heads, scale)
+        self.norm2 = nn.LayerNorm(dim)
+        self.mlp = nn.Sequential(nn.Linear(dim, 4 * dim), nn.GELU(), nn.Linear(4 * dim, dim))
+
+    def forward(self, x, keep=False):
+        x = x + self.attn(self.norm1(x), keep)
+        return x + self.mlp(self.norm2(x))
+
+
+class ViT(nn.Module):
+    def __init__(self, dim=128, heads=8, depth=1, patch=PATCH, scale=True, classes=10):
+        super().__init__()
+        self.embed = nn.Conv2d(1, dim, patch, stride=patch)  # one shared matrix per patch
+        n = (28 // patch) ** 2
+        self.cls = nn.Parameter(torch.zeros(1, 1, dim))
+        self.pos = nn.Parameter(torch.randn(1, n + 1, dim) * 0.02)
+        self.blocks = nn.ModuleList(Block(dim, heads, scale) for _ in range(depth))
+        self.norm, self.head = nn.LayerNorm(dim), nn.Linear(dim, classes)
+
+    def forward(self, x, keep=False):
+        x = self.embed(x).flatten(2).transpose(1, 2)  # (b, patches, dim), row by row
+        x = torch.cat([self.cls.expand(len(x), -1, -1), x], 1) + self.pos
+        for block in self.blocks:
+            x = block(x, keep)
+        return self.head(self.norm(x)[:, 0])  # the class token's output
+
+
+def n_params(model):
+    return sum(p.numel() for p in model.parameters())
+
+
+grid = 28 // PATCH
+_ = publish(patch=PATCH, grid=grid, patches=grid * grid)
+
+# %% [markdown]
+# Before training anything, the attention is checked against PyTorch's two implementations on
+# the same weights: `F.scaled_dot_product_attention` (the fused kernel) and
+# `nn.MultiheadAttention`, whose `in_proj_weight` stacks the same three projections.
+#
+# The lab report hit a pitfall with `nn.TransformerEncoder`: its layers, like
+# `nn.MultiheadAttention`, expect (sequence, batch, features) unless built with
+# `batch_first=True`. Fed a (batch, sequence, features) tensor without it, they run without an
+# error and attend across the images of the batch instead of across the patches of one image.
+
+# %%
+torch.manual_seed(SEED)
+ours = Attention(128, 8)
+tokens = torch.randn(4, grid * grid + 1, 128)
+with torch.no_grad():
+    q, k, v = ours.qkv(tokens).view(4, -1, 3, 8, 16).permute(2, 0, 3, 1, 4)
+    fused = ours.proj(F.scaled_dot_product_attention(q, k, v).transpose(1, 2).reshape(4, -1, 128))
+    mha = nn.MultiheadAttention(128, 8, batch_first=True)
+    mha.in_proj_weight.copy_(ours.qkv.weight), mha.in_proj_bias.copy_(ours.qkv.bias)
+    mha.out_proj.weight.copy_(ours.proj.weight), mha.out_proj.bias.copy_(ours.proj.bias)
+    reference = mha(tokens, tokens, tokens, need_weights=False)[0]
+    mixed = nn.MultiheadAttention(128, 8)  # batch_first=False, the default
+    mixed.load_state_dict(mha.state_dict())
+    wrong = mixed(tokens, tokens, tokens, need_weights=False)[0]
+    mine = ours(tokens)
+    # Change image 0 only: with the wrong layout, the other images' outputs change too.
+    poked = tokens.clone()
+    poked[0] += 1.0
+    leak = (mixed(poked, poked, poked, need_weights=False)[0][1:] - wrong[1:]).abs().max()
+checks = pd.DataFrame(
+    {"largest difference from ours": [float((mine - fused).abs().max()),
+                                      float((mine - reference).abs().max()),
+                                      float((mine - wrong).abs().max())]},
+    index=["F.scaled_dot_product_attention", "nn.MultiheadAttention(batch_first=True)",
+           "nn.MultiheadAttention() on (batch, seq, dim)"],
+)  # fmt: skip
+display(checks.style.format("{:.2e}"))
+print(f"batch_first pitfall: changing image 0 moves the other images' outputs by up to {leak:.3f}")
+_ = publish(
+    diff_sdpa=float((mine - fused).abs().max()),
+    diff_mha=float((mine - reference).abs().max()),
+    diff_batch_first_pitfall=float((mine - wrong).abs().max()),
+    pitfall_leak=float(leak),
+)
+
+# %% [markdown]
+# ## 2. The lab report's recipe
+#
+# One block, $d$ = 128, 8 heads, GELU, Adam at 5·10⁻⁵, negative log-likelihood on log-softmax
+# outputs, for {glue:text}`report_epochs:d` epochs (the report: 50). The report saw a slow start:
+# accuracy rose sharply after about half an epoch and settled after about ten. To see the first
+# epoch in detail, a 2,000-digit slice of the test set is scored every eighth of an epoch.
+
+
+# %%
+def nll_on_log_softmax(logits, y):  # the report's loss, the same as F.cross_entropy
+    return F.nll_loss(F.log_softmax(logits, -1), y)
+
+
+def train_vit(name, model, opt, epochs, batch, images=None, scheduler=None, augment=None,
+              loss_fn=nll_on_log_softmax, fine_steps=0):  # fmt: skip
+    """Train with the engine's loop (resumable); return the history and an early-steps curve."""
+    config = {"name": name, "epochs": epochs, "batch": batch, "images": images, "seed": SEED,
+              "params": n_params(model), "standin": bool(STANDIN), "patch": PATCH}  # fmt: skip
+    path = checkpoint_path(f"06_vit-{name}", config)
+    fine_path = path.with_suffix(".fine.json")
+    fine = json.loads(fine_path.read_text()) if fine_path.exists() else []
+    steps = -(-(images or len(X_train)) // batch)
+    probe = (X_test[:2000], y_test[:2000])
+
+    marks = {round(k * fine_steps / 8) for k in range(1, 9)} if fine_steps else set()
+
+    def on_step_end(step, model, loss):
+        if fine_path.exists() or step + 1 not in marks:
+            return
+        model.eval()
+        fine.append(((step + 1) / steps, evaluate(model, loss_fn, *probe, metric=accuracy)[1]))
+        model.train()
+        if step + 1 == max(marks):  # the first epoch's curve is complete: keep it
+            write_atomic(fine_path, json.dumps(fine))
+
+    gen = torch.Generator().manual_seed(SEED)
+    X, y = (X_train, y_train) if images is None else (X_train[:images], y_train[:images])
+    data = Batches(X, y, batch_size=batch, generator=gen, augment=augment)
+    history = fit(model, opt, loss_fn, data, epochs=epochs, val=(X_test, y_test),
+                  metric=accuracy, scheduler=scheduler, checkpoint=path,
+                  on_step_end=on_step_end, progress=name)  # fmt: skip
+    return history, fine
+
+
+seed_everything(SEED)
+report_model = ViT(dim=128, heads=8, depth=1).to(device)
+report_hist, report_fine = train_vit(
+    "report", report_model, torch.optim.Adam(report_model.parameters(), REPORT_LR),
+    REPORT_EPOCHS, REPORT_BATCH, fine_steps=-(-len(X_train) // REPORT_BATCH),
+)  # fmt: skip
+
+fig, ax = plt.subplots(figsize=(8, 3.6))
+if report_fine:
+    ax.plot(*zip(*report_fine, strict=True), marker=".", label="2,000 test digits, every 1/8 epoch")
+ax.plot(np.arange(1, REPORT_EPOCHS + 1), report_hist["val_metric"], marker="o",
+        label="whole test set, per epoch")  # fmt: skip
+ax.axhline(0.9714, color="gray", ls=":", label="lab report after 50 epochs: 97.14%")
+ax.set(xlabel="epoch", ylabel="test accuracy", title="the report's recipe", ylim=(0, 1))
+ax.legend()
+plt.show()
+report_metrics = publish(
+    report_epochs=REPORT_EPOCHS,
+    report_acc=report_hist.last("val_metric"),
+    report_acc_half=report_fine[3][1],  # after half an epoch
+    report_acc_1=report_hist["val_metric"][0],
+    report_seconds=report_hist.last("seconds"),
+    report_params=n_params(report_model),
+)
+
+# %% [markdown]
+# Half an epoch in, the 2,000-digit slice is at {glue:text}`report_acc_half:.1%`; after one epoch
+# the whole test set is at {glue:text}`report_acc_1:.1%`, and after {glue:text}`report_epochs:d`
+# epochs at {glue:text}`report_acc:.2%` ({glue:text}`report_seconds:.0f` s of training,
+# {glue:text}`report_params:,d` parameters). There is no flat start here: accuracy climbs from
+# the first eighth of an epoch, fast during the first epoch and slowly after it. The report did
+# not give its batch size; with larger batches an epoch has fewer steps, so the same climb takes
+# a larger share of an epoch, which may be the delay it saw. Nothing in the recipe warms up on
+# purpose; the slow phase is the small learning rate, a twentieth of the one our recipe uses in
+# section 4. The `quick` profile trains this recipe for 8 epochs and `full` for the report's 50;
+# this page was run with `-p REPORT_EPOCHS 50`, the rest at `quick`.
+
+# %% [markdown]
+# ## 3. Why divide by √d?
+#
+# The report removed the $1/\sqrt{d_h}$ and saw no change (97.15% against 97.14%), and asked why
+# the scaling is there at all. The usual answer is about variance: if the entries of $q$ and $k$
+# have unit variance, their dot product over $d_h$ dimensions has variance $d_h$. Large logits
+# push the softmax toward a one-hot choice, where its gradient almost vanishes: the head commits
+# to one token before it has learned which. Dividing by $\sqrt{d_h}$ brings the variance back
+# to about 1 at any width.
+#
+# Two measurements test that. First, at initialisation: the attention weights of untrained
+# layers with PyTorch's default initialisation, for head sizes from the report's 16 up to 256,
+# with and without the scaling. Entropy measures how spread the weights are (uniform over
+# {glue:text}`tokens:d` tokens: ln {glue:text}`tokens:d`); the saturated share is the share of
+# rows whose largest weight exceeds 0.9.
+
+
+# %%
+def attention_stats(weights):
+    """Mean entropy of the attention rows, and the share of rows with a weight above 0.9."""
+    entropy = -(weights * weights.clamp_min(1e-12).log()).sum(-1)
+    return float(entropy.mean()), float((weights.max(-1).values > 0.9).float().mean())
+
+
+torch.manual_seed(SEED)
+tokens_n = grid * grid + 1
+rows = []
+for head_size in (16, 32, 64, 128, 256):
+    for scale in (True, False):
+        layer = Attention(head_size * 2, 2, scale)  # two heads of head_size
+        x = F.layer_norm(torch.randn(64, tokens_n, head_size * 2), (head_size * 2,))
+        with torch.no_grad():
+            layer(x, keep=True)
+        rows.append(
+            (head_size, "with 1/√d" if scale else "without", *attention_stats(layer.weights))
+        )
+init_stats = pd.DataFrame(rows, columns=["head size", "scaling", "entropy", "saturated share"])
+
+fig, (ax1, ax2) = plt.subplots(1, 2, figsize=(11, 3.4))
+for label, part in init_stats.groupby("scaling"):
+    ax1.plot(part["head size"], part["entropy"], marker="o", label=label)
+    ax2.plot(part["head size"], part["saturated share"], marker="o", label=label)
+ax1.axhline(math.log(tokens_n), color="gray", ls=":", label="uniform")
+ax1.set(xscale="log", xlabel="head size d_h", ylabel="entropy (nats)",
+        title="attention entropy at initialisation")  # fmt: skip
+ax2.set(xscale="log", xlabel="head size d_h", ylabel="share of rows",
+        title="rows with one weight above 0.9")  # fmt: skip
+for ax in (ax1, ax2):
+    ax.axvline(16, color="gray", ls="--", lw=0.8)
+    ax.minorticks_off()
+    ax.set_xticks([16, 32, 64, 128, 256], labels=["16", "32", "64", "128", "256"])
+    ax.legend(fontsize=8)
+plt.tight_layout()
+plt.show()
+
+
+def init_cell(head_size, scale, column):
+    part = init_stats[(init_stats["head size"] == head_size)
+                      & (init_stats["scaling"] == ("with 1/√d" if scale else "without"))]  # fmt: skip
+    return float(part[column].iloc[0])
+
+
+_ = publish(
+    tokens=tokens_n,
+    ln_tokens=math.log(tokens_n),
+    init_entropy_16_scaled=init_cell(16, True, "entropy"),
+    init_entropy_16_unscaled=init_cell(16, False, "entropy"),
+    init_entropy_128_unscaled=init_cell(128, False, "entropy"),
+    init_saturated_16_unscaled=init_cell(16, False, "saturated share"),
+    init_saturated_128_unscaled=init_cell(128, False, "saturated share"),
+)
+
+# %% [markdown]
+# With the scaling, the entropy is the same at every head size, close to uniform. Without it,
+# the entropy falls as heads widen: at the report's head size of 16 it drops from
+# {glue:text}`init_entropy_16_scaled:.2f` to {glue:text}`init_entropy_16_unscaled:.2f` nats
+# (uniform: {glue:text}`ln_tokens:.2f`) and almost no row saturates
+# ({glue:text}`init_saturated_16_unscaled:.1%`); at 128 it falls to
+# {glue:text}`init_entropy_128_unscaled:.2f` and {glue:text}`init_saturated_128_unscaled:.0%` of
+# the rows put more than 0.9 of their weight on one token, before any training.
+
+# %% [markdown]
+# Second, in training: the same model with and without the scaling, at the report's width (one
+# block, $d$ = 128, 8 heads of 16) and at a wider one (two blocks, $d$ = 256, 2 heads of 128),
+# each trained on {glue:text}`sqrt_images:,d` digits for {glue:text}`sqrt_epochs:d` epochs with
+# AdamW at 10⁻³, a warm-up and a cosine decay, so that the runs are short enough to repeat.
+
+# %%
+sqrt_runs = {}
+for width, heads, depth in ((128, 8, 1), (256, 2, 2)):
+    for scale in (True, False):
+        name = f"d{width}-h{heads}-l{depth}-{'scaled' if scale else 'unscaled'}"
+        seed_everything(SEED)
+        model = ViT(dim=width, heads=heads, depth=depth, scale=scale).to(device)
+        opt = torch.optim.AdamW(model.parameters(), 1e-3, weight_decay=0.05)
+        steps = -(-min(SQRT_IMAGES, len(X_train)) // BATCH) * SQRT_EPOCHS
+        hist, _ = train_vit(name, model, opt, SQRT_EPOCHS, BATCH, images=SQRT_IMAGES,
+                            scheduler=warmup_cosine(opt, steps, steps // 10))  # fmt: skip
+        model.eval()
+        with torch.no_grad():
+            model(X_test[:500], keep=True)
+        entropy, saturated = attention_stats(model.blocks[-1].attn.weights)
+        sqrt_runs[name] = dict(head_size=width // heads, scaled=scale,
+                               acc=hist.last("val_metric"), entropy=entropy,
+                               saturated=saturated)  # fmt: skip
+sqrt_table = pd.DataFrame(sqrt_runs).T
+display(sqrt_table.style.format({"acc": "{:.2%}", "entropy": "{:.2f}", "saturated": "{:.1%}"}))
+sqrt_metrics = publish(
+    sqrt_images=min(SQRT_IMAGES, len(X_train)),
+    sqrt_epochs=SQRT_EPOCHS,
+    sqrt_acc_16_scaled=sqrt_runs["d128-h8-l1-scaled"]["acc"],
+    sqrt_acc_16_unscaled=sqrt_runs["d128-h8-l1-unscaled"]["acc"],
+    sqrt_acc_128_scaled=sqrt_runs["d256-h2-l2-scaled"]["acc"],
+    sqrt_acc_128_unscaled=sqrt_runs["d256-h2-l2-unscaled"]["acc"],
+    sqrt_entropy_128_scaled=sqrt_runs["d256-h2-l2-scaled"]["entropy"],
+    sqrt_entropy_128_unscaled=sqrt_runs["d256-h2-l2-unscaled"]["entropy"],
+)
+
+# %% [markdown]
+# At head size 16 the two runs end at {glue:text}`sqrt_acc_16_scaled:.1%` with the scaling and
+# {glue:text}`sqrt_acc_16_unscaled:.1%` without: the report's finding, reproduced (one seed, so
+# a point either way is noise). At head size 128 the model without it ends at
+# {glue:text}`sqrt_acc_128_unscaled:.1%` against {glue:text}`sqrt_acc_128_scaled:.1%`, and its
+# trained attention has collapsed onto single tokens: a mean entropy of
+# {glue:text}`sqrt_entropy_128_unscaled:.2f` nats against {glue:text}`sqrt_entropy_128_scaled:.2f`.
+#
+# So the answer to the report's question: the scaling keeps the softmax away from saturation,
+# where its gradient vanishes, and how far the logits stray grows with $\sqrt{d_h}$. The
+# report's heads were 16 wide, too narrow for it to matter much; standard ViTs use heads of 64,
+# where it does.
+
+# %% [markdown]
+# ## 4. A better recipe
+#
+# Ours changes what the ViT literature changed since: AdamW at 10⁻³ with weight decay 0.05, a
+# linear warm-up over the first tenth of the steps and a cosine decay, label smoothing 0.1,
+# {glue:text}`better_depth:d` blocks of $d$ = {glue:text}`better_dim:d` with
+# {glue:text}`better_heads:d` heads, and random affine augmentation (rotation up to 10°, shifts
+# up to 2 pixels, scale ±10%), for {glue:text}`better_epochs:d` epochs.
+
+
+# %%
+def random_affine(x, gen):
+    """Rotate, shift and scale each digit at random, on its device (one affine grid a batch)."""
+    b = len(x)
+    r = torch.rand(b, 4, device=x.device, generator=gen) - 0.5
+    angle, scale, shift = r[:, 0] * math.radians(20), 1 + r[:, 1] * 0.2, r[:, 2:] * (4 / 14)
+    theta = torch.stack([torch.stack([scale * angle.cos(), -scale * angle.sin(), shift[:, 0]], 1),
+                         torch.stack([scale * angle.sin(), scale * angle.cos(), shift[:, 1]], 1)],
+                        1)  # fmt: skip
+    grid_ = F.affine_grid(theta, x.shape, align_corners=False)
+    return F.grid_sample(x, grid_, align_corners=False, padding_mode="border")
+
+
+seed_everything(SEED)
+better = ViT(dim=BETTER_DIM, heads=BETTER_HEADS, depth=BETTER_DEPTH).to(device)
+opt = torch.optim.AdamW(better.parameters(), 1e-3, weight_decay=0.05)
+steps = -(-len(X_train) // BATCH) * BETTER_EPOCHS
+better_hist, _ = train_vit(
+    "better", better, opt, BETTER_EPOCHS, BATCH, scheduler=warmup_cosine(opt, steps, steps // 10),
+    augment=random_affine, loss_fn=nn.CrossEntropyLoss(label_smoothing=0.1),
+)  # fmt: skip
+better.eval()
+
+cnn = json.loads(open("../book/chapters/02_cnn.metrics.json").read())  # chapter 02's own run
+cnn_meta = "chapter 02 (quick profile: fewer epochs, 12k images, width ×0.25)"
+comparison = pd.DataFrame(
+    [
+        ("ViT, report's recipe", n_params(report_model), report_hist.last("seconds"),
+         report_hist.last("val_metric"), f"{REPORT_EPOCHS} epochs"),
+        ("ViT, our recipe", n_params(better), better_hist.last("seconds"),
+         better_hist.last("val_metric"), f"{BETTER_EPOCHS} epochs"),
+        ("LeNet-5", np.nan, cnn["lenet_seconds"], cnn["lenet_test_acc"], cnn_meta),
+        ("VGG-11", np.nan, cnn["vgg11_seconds"], cnn["vgg11_test_acc"], cnn_meta),
+        ("ResNet-18", np.nan, cnn["resnet18_mnist_seconds"], cnn["resnet18_mnist_test_acc"],
+         cnn_meta),
+    ],
+    columns=["model", "parameters", "training s", "test accuracy", "run"],
+).set_index("model")  # fmt: skip
+display(comparison.style.format({"parameters": "{:,.0f}", "training s": "{:.0f}",
+                                 "test accuracy": "{:.2%}"}, na_rep="—"))  # fmt: skip
+better_metrics = publish(
+    better_epochs=BETTER_EPOCHS,
+    better_depth=BETTER_DEPTH,
+    better_dim=BETTER_DIM,
+    better_heads=BETTER_HEADS,
+    better_acc=better_hist.last("val_metric"),
+    better_seconds=better_hist.last("seconds"),
+    better_params=n_params(better),
+)
+
+# %% [markdown]
+# Our recipe reaches {glue:text}`better_acc:.2%` after {glue:text}`better_epochs:d` epochs
+# ({glue:text}`better_seconds:.0f` s of training, {glue:text}`better_params:,d` parameters),
+# already above the report's 50-epoch result. The `full` profile (6 blocks, 30 epochs) is the
+# setting for the public small-ViT reference of about 99.5%; it has not been run for this
+# report. Chapter 02's CNNs in the table come from that chapter's own committed run, at its
+# profile's smaller scale, so read their accuracies and seconds as what that run measured, not
+# as a like-for-like race.
+
+# %% [markdown]
+# ## 5. Looking inside
+#
+# **Attention maps.** For a few test digits: what the class token attends to in the last block,
+# one map per head, drawn on the patch grid over the digit.
+
+# %%
+with torch.no_grad():
+    better(X_test[:8], keep=True)
+    maps = better.blocks[-1].attn.weights[:, :, 0, 1:].reshape(8, BETTER_HEADS, grid, grid)
+fig, axes = plt.subplots(4, BETTER_HEADS + 1, figsize=(1.8 * (BETTER_HEADS + 1), 7.4))
+for r, ax_row in enumerate(axes):
+    ax_row[0].imshow(X_test[r, 0].cpu(), cmap="gray_r")
+    ax_row[0].set_ylabel(f"label {int(y_test[r])}")
+    for h in range(BETTER_HEADS):
+        ax_row[h + 1].imshow(X_test[r, 0].cpu(), cmap="gray_r")
+        ax_row[h + 1].imshow(
+            maps[r, h].cpu(), cmap="magma", alpha=0.6, extent=(-0.5, 27.5, 27.5, -0.5)
+        )
+        if r == 0:
+            ax_row[h + 1].set_title(f"head {h + 1}")
+for ax in axes.flat:
+    ax.set(xticks=[], yticks=[])
+fig.suptitle("class token → patches, last block of our ViT")
+plt.tight_layout()
+plt.show()
+
+# %% [markdown]
+# **The learned position embedding.** Each patch's position vector compared (cosine similarity)
+# with every other's: one small map per patch, laid out where the patch sits. Nothing told the
+# model that patches have rows and columns; if it learned them, the maps show it.
+
+# %%
+with torch.no_grad():
+    pos = F.normalize(better.pos[0, 1:], dim=-1)
+    similarity = (pos @ pos.T).reshape(grid, grid, grid, grid).cpu()
+fig, axes = plt.subplots(grid, grid, figsize=(6, 6))
+for i in range(grid):
+    for j in range(grid):
+        axes[i, j].imshow(similarity[i, j], cmap="viridis", vmin=-1, vmax=1)
+        axes[i, j].set(xticks=[], yticks=[])
+fig.suptitle("cosine similarity of each patch's position embedding to all others")
+plt.tight_layout()
+plt.show()
+# Do neighbours resemble each other more than distant patches? Mean similarity by distance.
+coords = torch.tensor([(i, j) for i in range(grid) for j in range(grid)], dtype=torch.float32)
+distance = torch.cdist(coords, coords)
+flat = similarity.reshape(grid * grid, grid * grid)
+near = flat[(distance > 0) & (distance <= 1)].mean()
+far = flat[distance >= grid - 1].mean()
+_ = publish(pos_sim_neighbours=float(near), pos_sim_far=float(far))
+
+# %% [markdown]
+# After this short training the position embedding has not learned the grid: neighbouring
+# patches are no more alike ({glue:text}`pos_sim_neighbours:.3f` mean cosine similarity) than
+# patches three or more steps apart ({glue:text}`pos_sim_far:.3f`). Each patch is most
+# like itself and the rest is noise; the model still reaches the accuracy above, so on digits
+# the class token can do much of its work without knowing where a patch is.
+
+# %% [markdown]
+# ## Explore the attention
+#
+# In a live notebook, pick a test digit, a block and a head, then press the button. Without a
+# kernel, the grid of attention maps above shows the same for four digits.
+
+
+# %%
+@torch.no_grad()
+def show_attention(index=0, block=1, head=1):
+    x = X_test[index % len(X_test)][None]
+    logits = better(x, keep=True)
+    weights = better.blocks[block - 1].attn.weights[0, head - 1, 0, 1:].reshape(grid, grid)
+    fig, axes = plt.subplots(1, 2, figsize=(6, 3))
+    axes[0].imshow(x[0, 0].cpu(), cmap="gray_r")
+    axes[0].set_title(f"label {int(y_test[index % len(X_test)])}, "
+                      f"predicted {int(logits.argmax())}")  # fmt: skip
+    axes[1].imshow(weights.cpu(), cmap="magma")
+    axes[1].set_title(f"block {block}, head {head}: class token → patches")
+    for ax in axes:
+        ax.set(xticks=[], yticks=[])
+    plt.show()
+
+
+# %% tags=["remove-output"]
+widgets.interact_manual(
+    show_attention,
+    index=widgets.IntSlider(0, 0, len(X_test) - 1),
+    block=widgets.IntSlider(BETTER_DEPTH, 1, BETTER_DEPTH),
+    head=widgets.IntSlider(1, 1, BETTER_HEADS),
+)
+
+# %% [markdown]
+# ## Lab reports and this run
+#
+# The lab report trained its ViT for 50 epochs and reported the best test accuracy; we report the
+# last epoch's. It gave neither patch size nor batch size: we use 7 and 64.
+
+# %%
+print(f"profile {PROFILE}, device {describe_device(device)}")
+lab = pd.DataFrame(
+    [
+        ("report's recipe, test accuracy", "97.14% (50 epochs)",
+         f"{report_metrics['report_acc']:.2%} ({REPORT_EPOCHS} epochs)"),
+        ("without 1/√d, head size 16", "97.15% (50 epochs)",
+         f"{sqrt_metrics['sqrt_acc_16_unscaled']:.2%} vs {sqrt_metrics['sqrt_acc_16_scaled']:.2%}"),
+        ("our recipe", "— (public small ViT ≈ 99.5%)",
+         f"{better_metrics['better_acc']:.2%} ({BETTER_EPOCHS} epochs)"),
+    ],
+    columns=["measure", "lab report", "this run"],
+).set_index("measure")  # fmt: skip
+display(lab)
+
+# %% [markdown]
+# ## Summary
+#
+# - A ViT is a handful of small pieces; written out, its attention matches PyTorch's fused
+#   kernel and `nn.MultiheadAttention` on the same weights, and the `batch_first` pitfall
+#   silently mixes the images of a batch.
+# - The report's recipe gives {glue:text}`report_acc:.2%` after {glue:text}`report_epochs:d`
+#   epochs here: a fast first epoch, then a slow climb.
+# - The 1/√d scaling matters more the wider the heads: at the report's 16 it changes little, at
+#   128 its absence collapses the attention and costs accuracy.
+# - AdamW, warm-up and cosine decay, label smoothing, depth and augmentation give
+#   {glue:text}`better_acc:.2%` in {glue:text}`better_epochs:d` epochs.
+#
+# To rerun with other settings: `dlnotes run 06_vit --profile full` (the report's 50 epochs),
+# `dlnotes run 06_vit -p PATCH 4`, or `papermill notebooks/06_vit.ipynb out.ipynb -p
+# BETTER_DEPTH 6`.
