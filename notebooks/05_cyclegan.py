@@ -610,8 +610,9 @@ with torch.no_grad():
             if len(batch) < columns:
                 break
             rows = axes[6 * block + 3 * half : 6 * block + 3 * half + 3]
-            for row, shown, label in zip(rows, (batch, there(batch), back(there(batch))),
-                                         labels, strict=True):  # fmt: skip
+            translated = there(batch)
+            for row, shown, label in zip(rows, (batch, translated, back(translated)), labels,
+                                         strict=True):  # fmt: skip
                 show_row(shown, axes=row)
                 row[0].set_ylabel(label, fontsize=8)
 for ax in axes.flat:
@@ -741,13 +742,13 @@ scores = evaluate(main["nets"]["G"], main["nets"]["F"])
 # input, so the judge's own errors on real images (which differ between the domains) cancel.
 rise_g = scores["p_g"] - p_real_x  # rise in P(zebra), horses
 rise_f = p_real_y - scores["p_f"]  # rise in P(horse), zebras
+base_g, base_f = (p_real_x > 0.5).mean(), (p_real_y < 0.5).mean()  # the judge's own errors
 fd_untranslated = frechet_distance(real_x, real_y)
 direction = pd.DataFrame(
     [
         ("judged the target domain", f"{scores['ok_g'].mean():.0%}",
          f"{scores['ok_f'].mean():.0%}"),
-        ("the same, untranslated input", f"{(p_real_x > 0.5).mean():.0%}",
-         f"{(p_real_y < 0.5).mean():.0%}"),
+        ("the same, untranslated input", f"{base_g:.0%}", f"{base_f:.0%}"),
         ("95% interval of the share", "{:.0%}–{:.0%}".format(*bootstrap(scores["ok_g"])),
          "{:.0%}–{:.0%}".format(*bootstrap(scores["ok_f"]))),
         ("rise in P(target) from the input, mean", f"{rise_g.mean():+.1%}", f"{rise_f.mean():+.1%}"),
@@ -777,8 +778,8 @@ direction_metrics = publish(
     fd_g=scores["fd_g"],
     fd_f=scores["fd_f"],
     fd_untranslated=fd_untranslated,
-    base_g=(p_real_x > 0.5).mean(),  # real horses the judge calls zebras
-    base_f=(p_real_y < 0.5).mean(),  # real zebras it calls horses
+    base_g=base_g,
+    base_f=base_f,
     rec_x=scores["rec_x"].mean(),
     rec_y=scores["rec_y"].mean(),
     rise_g=rise_g.mean(),
