@@ -628,6 +628,9 @@ arch_metrics = publish(
     resnet18_mnist_seconds=arch_table.loc["ResNet-18", "training s"],
     resnet18_params_full=int(arch_table.loc["ResNet-18", "parameters (full width)"]),
     vgg11_params_full=int(arch_table.loc["VGG-11", "parameters (full width)"]),
+    lenet_params=int(arch_table.loc["LeNet-5", "parameters (trained)"]),
+    vgg11_params=int(arch_table.loc["VGG-11", "parameters (trained)"]),
+    resnet18_mnist_params=int(arch_table.loc["ResNet-18", "parameters (trained)"]),
 )
 
 # %% [markdown]

@@ -10,6 +10,7 @@ from dlnotes.run import (
     ChapterError,
     list_chapters,
     pair_in_sync,
+    recorded_settings,
     refresh_prose,
     resolve_chapter,
     run_chapter,
@@ -94,6 +95,9 @@ def test_run_chapter_writes_report_provenance_and_metrics(project):
     assert not refresh_prose(project, "01_tiny")
     py.write_text(py.read_text().replace("half=STEPS / 2", "half=STEPS / 4"))
     assert staleness(project, "01_tiny") == "stale"
+    # `dlnotes book` re-executes a stale report as it was made: its profile and overrides (the
+    # device is the rerun's own choice).
+    assert recorded_settings(project, "01_tiny") == ("smoke", {"LR": 0.5})
 
 
 def test_a_cell_over_the_timeout_fails_the_run_and_keeps_the_report(project):

@@ -7,7 +7,14 @@ import shutil
 from pathlib import Path
 
 from .files import write_atomic
-from .run import ChapterError, list_chapters, refresh_prose, run_chapter, staleness
+from .run import (
+    ChapterError,
+    list_chapters,
+    recorded_settings,
+    refresh_prose,
+    run_chapter,
+    staleness,
+)
 
 __all__ = ["LANGUAGES", "build_book", "build_language", "update_catalogs", "write_root_index"]
 
@@ -74,13 +81,15 @@ def build_book(
     *,
     output: Path | None = None,
     execute: bool = True,
-    profile: str = "quick",
+    profile: str | None = None,
     languages=None,
 ) -> Path:
     """Bring every report up to date, then build the site; return the site folder.
 
-    A chapter whose report is missing or whose code changed is re-executed at ``profile``; one
-    whose prose alone changed gets the new prose without re-execution.
+    A chapter whose code changed is re-executed with the profile and parameters its report was
+    made with (a page run at ``full`` stays at ``full``), or at ``profile`` alone when one is
+    given; a missing report is executed at ``profile`` or ``quick``. A chapter whose prose alone
+    changed gets the new prose without re-execution.
     """
     book = root / "book"
     for chapter in list_chapters(root):
@@ -90,8 +99,13 @@ def build_book(
                 f"the report of {chapter} is {reason}: run `dlnotes run {chapter}` or drop --no-execute"
             )
         if reason:
-            print(f"{chapter}: report {reason}, executing at profile {profile}")
-            run_chapter(root, chapter, profile=profile)
+            recorded, overrides = recorded_settings(root, chapter)
+            if profile is not None:
+                recorded, overrides = profile, {}
+            chosen = recorded or "quick"
+            shown = "".join(f" -p {k} {v}" for k, v in overrides.items())
+            print(f"{chapter}: report {reason}, executing at profile {chosen}{shown}")
+            run_chapter(root, chapter, profile=chosen, overrides=overrides)
         elif refresh_prose(root, chapter):
             print(f"{chapter}: prose refreshed from the source")
     site = Path(output) if output else book / "_build" / "site"

@@ -52,9 +52,9 @@ def _parser() -> argparse.ArgumentParser:
     )
     book.add_argument(
         "--profile",
-        default="quick",
         choices=["smoke", "quick", "full"],
-        help="profile for chapters that must be re-executed (default quick)",
+        help="profile for chapters that must be re-executed (default: the profile and parameters "
+        "each report was made with; quick for a missing report)",
     )
     book.add_argument("--output", type=Path, help="site folder (default book/_build/site)")
     book.add_argument(

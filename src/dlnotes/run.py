@@ -151,6 +151,27 @@ def staleness(root: Path, chapter: str) -> str | None:
     return None
 
 
+def recorded_settings(root: Path, chapter: str) -> tuple[str | None, dict[str, Any]]:
+    """Return the profile and parameter overrides ``chapter``'s report was made with.
+
+    ``(None, {})`` when there is no report. The device is left out (a rerun picks its own), and so
+    is any parameter the chapter no longer has.
+    """
+    import nbformat
+
+    report = report_path(root, chapter)
+    if not report.exists():
+        return None, {}
+    recorded = nbformat.read(report, as_version=4).metadata.get("dlnotes", {})
+    known = read_parameters(root / "notebooks" / f"{chapter}.py").params
+    overrides = {
+        k: v
+        for k, v in recorded.get("overrides", {}).items()
+        if k in known and k not in ("PROFILE", "DEVICE")
+    }
+    return recorded.get("profile"), overrides
+
+
 def refresh_prose(root: Path, chapter: str) -> bool:
     """Copy the source's markdown into the report when only prose changed; return True if written.
 
