@@ -239,3 +239,7 @@ def test_vit_smoke_metrics(smoke_runs):
     assert m["init_entropy_16_scaled"] <= m["ln_tokens"] + 1e-6
     assert all(0 <= m[k] <= 1 for k in m if k.endswith("_acc") or "_acc_" in k)
     assert m["patches"] == m["grid"] ** 2 and m["tokens"] == m["patches"] + 1
+    # The like-for-like LeNet-5 is chapter 02's: same parameter count as that chapter publishes.
+    cnn = json.loads((ROOT / "book" / "chapters" / "02_cnn.metrics.json").read_text())
+    assert m["lenet_ours_params"] == cnn["lenet_params"] == 61_706
+    assert m["better_params"] > m["lenet_ours_params"] and 0 <= m["lenet_ours_acc"] <= 1
