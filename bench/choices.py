@@ -1,6 +1,7 @@
 """Training-step throughput of each benchmark model under layout, precision and compile choices.
 
-    .venv/bin/python bench/choices.py            # about two minutes on 2 CPU cores
+    .venv/bin/python bench/choices.py            # about three minutes on 2 CPU cores
+    .venv/bin/python bench/choices.py cpu vit    # one model only
 
 Synthetic inputs of the real shapes, Adam, a few warm-up steps, then the mean of timed steps. The
 numbers behind the engine's per-model choices in speed.py (see bench/README.md).
@@ -21,6 +22,7 @@ MODELS = {
     "lenet": (models.lenet, (1, 28, 28), 10, (64, 512)),
     "vgg": (models.small_vgg, (3, 32, 32), 10, (64, 256)),
     "bilstm": (lambda: models.BiLSTM(32_000), (128,), None, (64, 256)),
+    "vit": (models.ViT, (1, 28, 28), 10, (128, 512)),
 }
 VARIANTS = [  # (channels_last, bf16 autocast, torch.compile)
     (False, False, False), (True, False, False), (False, True, False), (True, True, False),
@@ -74,14 +76,18 @@ def step_rate(name: str, batch: int, cl: bool, bf16: bool, compiled: bool, devic
 
 def main() -> None:
     device = torch.device(sys.argv[1] if len(sys.argv) > 1 else "cpu")
+    wanted = sys.argv[2:] or list(MODELS)
+    unknown = set(wanted) - set(MODELS)
+    if unknown:
+        sys.exit(f"unknown model {', '.join(sorted(unknown))}; choose from {', '.join(MODELS)}")
     print(
         f"{'model':7} {'batch':>5} {'layout':>13} {'bf16':>5} {'compile':>7} {'samples/s':>10} {'first step s':>12}"
     )
-    for name, (*_, batches) in MODELS.items():
-        for batch in batches:
+    for name in wanted:
+        for batch in MODELS[name][-1]:
             for cl, bf16, compiled in VARIANTS:
-                if cl and name in ("mlp", "bilstm"):
-                    continue  # no convolutions: the layout changes nothing
+                if cl and name in ("mlp", "bilstm", "vit"):
+                    continue  # no convolutions (the ViT's one is its patch cut): layout is moot
                 rate, first = step_rate(name, batch, cl, bf16, compiled, device)
                 layout = "channels_last" if cl else "contiguous"
                 print(f"{name:7} {batch:5} {layout:>13} {bf16!s:>5} {compiled!s:>7} {rate:10.0f} {first:12.1f}",

@@ -59,3 +59,26 @@ def speedrun_cnn(widths=(16, 32, 64)) -> nn.Module:
     a, b, c = widths
     return nn.Sequential(*block(1, a), nn.MaxPool2d(2), *block(a, b), nn.MaxPool2d(2),
                          *block(b, c), nn.AdaptiveMaxPool2d(1), nn.Flatten(), nn.Linear(c, 10))  # fmt: skip
+
+
+class ViT(nn.Module):
+    """Chapter 06's recipe-sized ViT from PyTorch's own pre-norm encoder layers (fused attention).
+
+    7x7 patches (16 tokens + a class token), learned positions, GELU MLP four times wider.
+    """
+
+    def __init__(self, dim: int = 128, heads: int = 4, depth: int = 6, patch: int = 7):
+        super().__init__()
+        self.embed = nn.Conv2d(1, dim, patch, stride=patch)
+        self.cls = nn.Parameter(torch.zeros(1, 1, dim))
+        self.pos = nn.Parameter(torch.randn(1, (28 // patch) ** 2 + 1, dim) * 0.02)
+        layer = nn.TransformerEncoderLayer(
+            dim, heads, 4 * dim, dropout=0.0, activation="gelu", batch_first=True, norm_first=True
+        )
+        self.blocks = nn.TransformerEncoder(layer, depth, enable_nested_tensor=False)
+        self.norm, self.head = nn.LayerNorm(dim), nn.Linear(dim, 10)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        x = self.embed(x).flatten(2).transpose(1, 2)  # (B, 16, dim)
+        x = torch.cat([self.cls.expand(len(x), -1, -1), x], 1) + self.pos
+        return self.head(self.norm(self.blocks(x))[:, 0])

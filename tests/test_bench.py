@@ -39,6 +39,8 @@ def test_lab_loop_and_models_train_on_tiny_data():
     assert models.small_vgg()(torch.randn(2, 3, 32, 32)).shape == (2, 10)
     assert models.BiLSTM(50)(torch.randint(0, 50, (3, 7))).shape == (3,)
     assert models.speedrun_cnn()(torch.randn(2, 1, 28, 28)).shape == (2, 10)
+    vit = models.ViT(dim=32, heads=2, depth=2)
+    assert vit(torch.randn(2, 1, 28, 28)).shape == (2, 10) and vit.pos.shape == (1, 17, 32)
 
 
 def test_time_to_target_counts_training_and_evaluation():
