@@ -405,14 +405,16 @@ _ = publish(
 
 # %% [markdown]
 # Second, in training: the same model with and without the scaling, at the report's width (one
-# block, $d$ = 128) with 8, 2 and 1 heads (head sizes 16, 64 and 128), and at a wider, deeper
-# one (two blocks, $d$ = 256, 2 heads of 128), each trained on {glue:text}`sqrt_images:,d`
+# block, $d$ = 128) with 8, 2 and 1 heads (head sizes 16, 64 and 128), then with heads of 128
+# in a deeper model (two blocks), a wider one ($d$ = 256, 2 heads) and one both deeper and
+# wider, each trained on {glue:text}`sqrt_images:,d`
 # digits for {glue:text}`sqrt_epochs:d` epochs with AdamW at 10⁻³, a warm-up and a cosine
 # decay, so that the runs are short enough to repeat.
 
 # %%
 sqrt_runs = {}
-for width, heads, depth in ((128, 8, 1), (128, 2, 1), (128, 1, 1), (256, 2, 2)):
+for width, heads, depth in ((128, 8, 1), (128, 2, 1), (128, 1, 1), (128, 1, 2), (256, 2, 1),
+                            (256, 2, 2)):  # fmt: skip
     for scale in (True, False):
         name = f"d{width}-h{heads}-l{depth}-{'scaled' if scale else 'unscaled'}"
         seed_everything(SEED)
@@ -431,26 +433,29 @@ for width, heads, depth in ((128, 8, 1), (128, 2, 1), (128, 1, 1), (256, 2, 2)):
 sqrt_table = pd.DataFrame(sqrt_runs).T.infer_objects()  # numeric columns, aligned as numbers
 display(sqrt_table.style.format({"acc": "{:.2%}", "entropy": "{:.2f}", "saturated": "{:.1%}"}))
 
-fig, (ax1, ax2) = plt.subplots(1, 2, figsize=(11, 3.4))
+fig, (ax1, ax2) = plt.subplots(1, 2, figsize=(11, 4))
+shapes = {(128, 1): "o", (128, 2): "^", (256, 1): "s", (256, 2): "*"}  # (d, blocks) → marker
 for scale, color in ((True, "C0"), (False, "C1")):
-    label = "with 1/√d" if scale else "without"
     runs = sqrt_table[sqrt_table["scaled"] == scale]
-    narrow, wide = runs[runs["depth"] == 1], runs[runs["depth"] == 2]
-    for ax, column in ((ax1, "acc"), (ax2, "entropy")):
-        ax.plot(narrow["head_size"], narrow[column], marker="o", color=color,
-                label=f"{label}: d 128, 1 block")  # fmt: skip
-        ax.plot(wide["head_size"], wide[column], marker="*", ms=12, ls="", color=color,
-                label=f"{label}: d 256, 2 blocks")  # fmt: skip
-ax2.axhline(math.log(tokens_n), color="gray", ls=":", label="uniform")
+    for (width, depth), marker in shapes.items():
+        part = runs[(runs["width"] == width) & (runs["depth"] == depth)]
+        label = f"{'with 1/√d' if scale else 'without'}: d {width}, {depth} block" + "s" * (
+            depth > 1
+        )
+        for ax, column in ((ax1, "acc"), (ax2, "entropy")):
+            ax.plot(part["head_size"], part[column], marker=marker, ms=9, color=color,
+                    ls="-" if len(part) > 1 else "", label=label)  # fmt: skip
+ax2.axhline(math.log(tokens_n), color="gray", ls=":")
 ax1.set(xlabel="head size d_h", ylabel="test accuracy", title="accuracy after training")
 ax2.set(xlabel="head size d_h", ylabel="entropy (nats)",
-        title="attention entropy after training")  # fmt: skip
+        title="attention entropy after training (dotted: uniform)")  # fmt: skip
 for ax in (ax1, ax2):
     ax.set_xscale("log")
     ax.minorticks_off()
     ax.set_xticks([16, 64, 128], labels=["16", "64", "128"])
-    ax.legend(fontsize=7)
-plt.tight_layout()
+fig.legend(*ax1.get_legend_handles_labels(), loc="lower center", ncol=4, fontsize=8,
+           frameon=False)  # fmt: skip
+fig.tight_layout(rect=(0, 0.14, 1, 1))
 plt.show()
 sqrt_metrics = publish(
     sqrt_images=min(SQRT_IMAGES, len(X_train)),
@@ -463,6 +468,12 @@ sqrt_metrics = publish(
     sqrt_acc_128n_unscaled=sqrt_runs["d128-h1-l1-unscaled"]["acc"],
     sqrt_entropy_128n_scaled=sqrt_runs["d128-h1-l1-scaled"]["entropy"],
     sqrt_entropy_128n_unscaled=sqrt_runs["d128-h1-l1-unscaled"]["entropy"],
+    sqrt_acc_128d_scaled=sqrt_runs["d128-h1-l2-scaled"]["acc"],
+    sqrt_acc_128d_unscaled=sqrt_runs["d128-h1-l2-unscaled"]["acc"],
+    sqrt_entropy_128d_unscaled=sqrt_runs["d128-h1-l2-unscaled"]["entropy"],
+    sqrt_acc_128w_scaled=sqrt_runs["d256-h2-l1-scaled"]["acc"],
+    sqrt_acc_128w_unscaled=sqrt_runs["d256-h2-l1-unscaled"]["acc"],
+    sqrt_entropy_128w_unscaled=sqrt_runs["d256-h2-l1-unscaled"]["entropy"],
     sqrt_acc_128_scaled=sqrt_runs["d256-h2-l2-scaled"]["acc"],
     sqrt_acc_128_unscaled=sqrt_runs["d256-h2-l2-unscaled"]["acc"],
     sqrt_entropy_128_scaled=sqrt_runs["d256-h2-l2-scaled"]["entropy"],
@@ -479,17 +490,25 @@ sqrt_metrics = publish(
 # single head, which starts saturated without the scaling (figure above), trains its way back to
 # a spread attention ({glue:text}`sqrt_entropy_128n_unscaled:.2f` nats against
 # {glue:text}`sqrt_entropy_128n_scaled:.2f`). What costs accuracy at this width is fewer heads,
-# not the missing scaling. The wider, deeper model is different: without the scaling it ends at
-# {glue:text}`sqrt_acc_128_unscaled:.1%` against {glue:text}`sqrt_acc_128_scaled:.1%`, and its
-# trained attention has collapsed onto single tokens: a mean entropy of
-# {glue:text}`sqrt_entropy_128_unscaled:.2f` nats against {glue:text}`sqrt_entropy_128_scaled:.2f`.
+# not the missing scaling.
+#
+# Make that model deeper or wider and it no longer recovers. With a second block (still one
+# head of 128) it ends at {glue:text}`sqrt_acc_128d_unscaled:.1%` without the scaling against
+# {glue:text}`sqrt_acc_128d_scaled:.1%` with it; at twice the width in one block
+# ($d$ = 256, 2 heads of 128), at {glue:text}`sqrt_acc_128w_unscaled:.1%` against
+# {glue:text}`sqrt_acc_128w_scaled:.1%`; both deeper and wider, at
+# {glue:text}`sqrt_acc_128_unscaled:.1%` against {glue:text}`sqrt_acc_128_scaled:.1%`. In all
+# three the unscaled attention has collapsed onto single tokens: a mean entropy of
+# {glue:text}`sqrt_entropy_128d_unscaled:.2f`, {glue:text}`sqrt_entropy_128w_unscaled:.2f` and
+# {glue:text}`sqrt_entropy_128_unscaled:.2f` nats (with the scaling, the last is
+# {glue:text}`sqrt_entropy_128_scaled:.2f`).
 #
 # So the answer to the report's question: the scaling keeps the softmax away from saturation,
 # where its gradient vanishes, and how far the logits stray at the start grows with
 # $\sqrt{d_h}$. A small model can undo a bad start in training, which is why the report saw no
-# difference; the head size alone does not decide whether it recovers, and with two blocks of
-# $d$ = 256 it no longer does. Standard ViTs (12 blocks, heads of 64) are far on that side, and
-# the scaling costs nothing, so it stays.
+# difference; with heads of 128, one more block or twice the width is already enough to stop it
+# recovering. Standard ViTs are much deeper and wider (ViT-Base: 12 blocks of $d$ = 768, heads
+# of 64), and the scaling costs nothing, so it stays.
 
 # %% [markdown]
 # ## 4. A better recipe
@@ -723,8 +742,8 @@ display(lab)
 # - The report's recipe gives {glue:text}`report_acc:.2%` after {glue:text}`report_epochs:d`
 #   epochs here: a fast first epoch, then a slow climb.
 # - Without 1/√d, wide heads start saturated. The report's one-block model trains its way out at
-#   every head size tried (16 to 128), so the scaling changes nothing there; a two-block
-#   $d$ = 256 model does not: its attention collapses and it loses accuracy.
+#   every head size tried (16 to 128), so the scaling changes nothing there; with heads of 128,
+#   one more block or twice the width is enough for the attention to collapse and cost accuracy.
 # - AdamW, warm-up and cosine decay, label smoothing, depth and augmentation give
 #   {glue:text}`better_acc:.2%` in {glue:text}`better_epochs:d` epochs; the same recipe gives
 #   LeNet-5 {glue:text}`lenet_ours_acc:.2%` with a fraction of the parameters. On MNIST, the
