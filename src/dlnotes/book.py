@@ -99,10 +99,11 @@ def build_book(
                 f"the report of {chapter} is {reason}: run `dlnotes run {chapter}` or drop --no-execute"
             )
         if reason:
-            recorded, overrides = recorded_settings(root, chapter)
             if profile is not None:
-                recorded, overrides = profile, {}
-            chosen = recorded or "quick"
+                chosen, overrides = profile, {}
+            else:
+                recorded, overrides = recorded_settings(root, chapter)
+                chosen = recorded or "quick"
             shown = "".join(f" -p {k} {v}" for k, v in overrides.items())
             print(f"{chapter}: report {reason}, executing at profile {chosen}{shown}")
             run_chapter(root, chapter, profile=chosen, overrides=overrides)
