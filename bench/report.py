@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from dlnotes.sphinxext import bench_rows
+from dlnotes.runner.sphinxext import bench_rows
 
 
 def wall_times(curves: dict) -> list[float]:

@@ -21,10 +21,12 @@ TINY_CHAPTER = """\
 # %% tags=["parameters"]
 PROFILE = "quick"  # smoke | quick | full
 DEVICE = "auto"  # auto | cpu | cuda
-SEED = 0  # random seed
-STEPS = None  # steps; None takes the profile's value
-LR = 0.1  # learning rate
+SEED = 0  # random seed [0, 4294967295]
+STEPS = None  # steps; None takes the profile's value [1, 1000]
+LR = 0.1  # learning rate (0, 10]
 FAIL = False  # raise in the last cell, to test failure handling
+EDIT_SOURCE = False  # True: the run edits its own source, as a user might while it runs
+KILL = False  # True: the kernel kills itself, as the out-of-memory killer would
 
 # %%
 PROFILES = {"smoke": {"STEPS": 2}, "quick": {"STEPS": 5}, "full": {"STEPS": 50}}
@@ -34,7 +36,19 @@ from dlnotes.report import publish
 (STEPS,) = from_profile(PROFILES, PROFILE, STEPS=STEPS)
 
 # %%
+import os
+from pathlib import Path
+
 result = publish(steps=STEPS, lr=LR, half=STEPS / 2)
+publish(
+    mirror_absolute=int(os.path.isabs(os.environ.get("DLNOTES_MIRROR", "/"))),
+    cache_absolute=int(os.path.isabs(os.environ.get("DLNOTES_CACHE", "/"))),
+)
+if EDIT_SOURCE:
+    source = Path("01_tiny.py")  # the kernel runs in notebooks/
+    source.write_text(source.read_text().replace("half=STEPS / 2", "half=STEPS / 3"))
+if KILL:
+    os.kill(os.getpid(), 9)
 
 # %%
 if FAIL:

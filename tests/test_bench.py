@@ -12,7 +12,7 @@ import models  # noqa: E402
 import speed  # noqa: E402
 
 from dlnotes.data import Vocab  # noqa: E402
-from dlnotes.sphinxext import bench_rows  # noqa: E402
+from dlnotes.runner.sphinxext import bench_rows  # noqa: E402
 
 
 def test_left_pad_moves_padding_to_the_front():

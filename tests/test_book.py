@@ -8,7 +8,7 @@ from pathlib import Path
 import pytest
 from babel.messages.pofile import read_po
 
-from dlnotes.book import build_language, write_root_index
+from dlnotes.runner.book import build_language, write_root_index
 
 ROOT = Path(__file__).resolve().parents[1]
 LOCALE = ROOT / "book" / "locales" / "zh_CN" / "LC_MESSAGES"

@@ -1,13 +1,7 @@
 import pytest
 
-from dlnotes.params import (
-    Param,
-    ParameterError,
-    coerce,
-    from_profile,
-    read_parameters,
-    validate,
-)
+from dlnotes.params import ParameterError, from_profile
+from dlnotes.runner.spec import Param, coerce, read_parameters, validate
 
 PROFILES = {"smoke": {"EPOCHS": 1, "LR": 1}, "quick": {"EPOCHS": 5, "LR": 0.5}}
 
@@ -27,11 +21,11 @@ def test_from_profile_rejects_unknown_profile_and_missing_value():
 
 def test_read_parameters_types_from_defaults_and_profiles(project):
     spec = read_parameters(project / "notebooks" / "01_tiny.py")
-    assert list(spec.params) == ["PROFILE", "DEVICE", "SEED", "STEPS", "LR", "FAIL"]
+    assert list(spec.params)[:6] == ["PROFILE", "DEVICE", "SEED", "STEPS", "LR", "FAIL"]
     assert spec.params["STEPS"].kind is int  # from the profiles, since the default is None
     assert spec.params["LR"].kind is float
     assert spec.params["FAIL"].kind is bool
-    assert spec.params["LR"].help == "learning rate"
+    assert spec.params["LR"].help == "learning rate (0, 10]"
     assert spec.profiles["full"] == {"STEPS": 50}
     assert spec.resolved({"PROFILE": "smoke"})["STEPS"] == 2
 
@@ -83,7 +77,40 @@ def test_validate_names_the_close_match_and_lists_parameters(project):
 def test_validate_checks_profile_and_device(project):
     spec = read_parameters(project / "notebooks" / "01_tiny.py")
     assert validate("01_tiny", spec, {"STEPS": "9", "LR": "1"}) == {"STEPS": 9, "LR": 1.0}
-    with pytest.raises(ParameterError, match="unknown PROFILE 'fast'"):
+    with pytest.raises(
+        ParameterError, match="PROFILE must be one of smoke, quick, full, got 'fast'"
+    ):
         validate("01_tiny", spec, {"PROFILE": "fast"})
-    with pytest.raises(ParameterError, match="unknown DEVICE 'tpu'"):
+    with pytest.raises(
+        ParameterError, match="DEVICE must be one of auto, cpu, cuda, mps, got 'tpu'"
+    ):
         validate("01_tiny", spec, {"DEVICE": "tpu"})
+
+
+def test_read_parameters_takes_ranges_and_choices_from_the_comments(tmp_path):
+    path = tmp_path / "01_x.py"
+    path.write_text(
+        '# %% tags=["parameters"]\n'
+        'PROFILE = "quick"  # smoke: tests | quick: minutes | full: the reports\' scale\n'
+        'LOSS = "mse"  # mse: squared error | ce: cross-entropy\n'
+        'MODEL = "m"  # a model name\n'
+        "SHARE = 0.3  # held out (0, 1)\n"
+        "EPOCHS = None  # epochs [1, inf)\n"
+        "# %%\n"
+        'PROFILES = {"smoke": {"EPOCHS": 1}, "quick": {"EPOCHS": 0}, "full": {"EPOCHS": 9}}\n'
+    )
+    spec = read_parameters(path)
+    assert spec.params["PROFILE"].choices == ("smoke", "quick", "full")
+    assert spec.params["LOSS"].choices == ("mse", "ce") and spec.params["MODEL"].choices is None
+    assert spec.params["SHARE"].bounds == (0.0, 1.0, False, False)
+    assert spec.params["EPOCHS"].bounds == (1.0, float("inf"), True, False)
+    assert validate("01_x", spec, {"LOSS": "ce", "SHARE": "0.5", "PROFILE": "full"})
+    with pytest.raises(ParameterError, match=r"LOSS must be one of mse, ce, got 'cee'.*'ce'"):
+        validate("01_x", spec, {"LOSS": "cee"})
+    with pytest.raises(ParameterError, match=r"SHARE must be a number in \(0, 1\), got 1.0"):
+        validate("01_x", spec, {"SHARE": "1"})
+    with pytest.raises(ParameterError, match="MODEL must not be empty"):
+        validate("01_x", spec, {"MODEL": " "})
+    # A profile value outside the declared range is caught before anything runs.
+    with pytest.raises(ParameterError, match=r"EPOCHS must be .* got 0 \(profile 'quick'\)"):
+        validate("01_x", spec, {})

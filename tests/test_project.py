@@ -40,8 +40,8 @@ def test_importing_dlnotes_has_no_side_effects():
 import copy, random, matplotlib, numpy, torch
 rc, state, np_state = copy.deepcopy(dict(matplotlib.rcParams)), random.getstate(), numpy.random.get_state()[1].copy()
 torch_state, tf32 = torch.get_rng_state(), torch.backends.cuda.matmul.allow_tf32
-import dlnotes, dlnotes.env, dlnotes.train, dlnotes.viz, dlnotes.params, dlnotes.report
-import dlnotes.run, dlnotes.book, dlnotes.sphinxext, dlnotes.cli
+import dlnotes, dlnotes.env, dlnotes.train, dlnotes.viz, dlnotes.params, dlnotes.report, dlnotes.state, dlnotes.models
+import dlnotes.runner.execute, dlnotes.runner.book, dlnotes.runner.sphinxext, dlnotes.runner.cli
 assert dict(matplotlib.rcParams) == rc, "rcParams changed"
 assert random.getstate() == state and (numpy.random.get_state()[1] == np_state).all()
 assert torch.equal(torch.get_rng_state(), torch_state)
@@ -62,3 +62,21 @@ def test_ruff_lint_and_format_are_clean():
             [sys.executable, "-m", "ruff", *args, *paths], cwd=ROOT, capture_output=True, text=True
         )
         assert out.returncode == 0, out.stdout + out.stderr
+
+
+def test_the_kernel_side_never_imports_the_runner():
+    import ast
+
+    package = ROOT / "src" / "dlnotes"
+    for path in package.rglob("*.py"):
+        if "runner" in path.relative_to(package).parts:
+            continue
+        for node in ast.walk(ast.parse(path.read_text())):
+            if isinstance(node, ast.ImportFrom):
+                target = ("." * node.level) + (node.module or "")
+                names = [a.name for a in node.names]
+                assert "runner" not in target.split(".") and "runner" not in names, (
+                    f"{path.relative_to(ROOT)} imports the runner side"
+                )
+            elif isinstance(node, ast.Import):
+                assert not any(".runner" in a.name for a in node.names), path

@@ -1,8 +1,8 @@
-import nbformat
 import pytest
 from nbformat.v4 import new_code_cell, new_markdown_cell, new_notebook, new_output
 
-from dlnotes.report import code_hash, metrics_from_notebook, publish
+from dlnotes.report import publish
+from dlnotes.runner.chapter import metrics_from_notebook
 
 
 def _glued(name, text, prefix="application/papermill.record/"):
@@ -26,15 +26,6 @@ def test_metrics_from_notebook_keeps_glued_numbers_only():
     ]
     nb = new_notebook(cells=[new_markdown_cell("# t"), cell])
     assert metrics_from_notebook(nb) == {"acc": 0.97, "n": 12}
-
-
-def test_code_hash_ignores_markdown_and_injected_parameters():
-    base = new_notebook(cells=[new_markdown_cell("a"), new_code_cell("x = 1")])
-    other = new_notebook(cells=[new_markdown_cell("b"), new_code_cell("x = 1\n")])
-    injected = new_code_cell("PROFILE = 'smoke'", metadata={"tags": ["injected-parameters"]})
-    with_injected = new_notebook(cells=[injected, *nbformat.from_dict(base).cells])
-    assert code_hash(base) == code_hash(other) == code_hash(with_injected)
-    assert code_hash(base) != code_hash(new_notebook(cells=[new_code_cell("x = 2")]))
 
 
 def test_publish_returns_plain_numbers_and_refuses_text():

@@ -6,7 +6,7 @@ import argparse
 import sys
 from pathlib import Path
 
-from .params import DEVICES
+from ..params import DEVICES
 
 __all__ = ["main"]
 
@@ -84,9 +84,9 @@ def _parser() -> argparse.ArgumentParser:
 def main(argv: list[str] | None = None) -> int:
     """Entry point of the ``dlnotes`` console script; returns the exit status."""
     args = _parser().parse_args(argv)
-    from .data.store import DataError
-    from .params import ParameterError
-    from .run import ChapterError, find_root
+    from ..data.store import DataError
+    from ..params import ParameterError
+    from .chapter import ChapterError, find_root
 
     try:
         if args.command == "data":
@@ -122,18 +122,29 @@ def main(argv: list[str] | None = None) -> int:
 
 
 def _run(root: Path, args) -> int:
-    from .run import describe_chapters, resolve_chapter, run_chapter
+    from .chapter import Chapter
+    from .execute import describe_chapters, run_chapter
 
+    if args.list and args.chapter:
+        print("dlnotes run: --list takes no chapter", file=sys.stderr)
+        return 2
     if args.list:
         print(describe_chapters(root))
         return 0
     if not args.chapter:
         print("dlnotes run: name a chapter, or use --list to see them", file=sys.stderr)
         return 2
-    chapter = resolve_chapter(root, args.chapter)
+    names = [name for name, _ in args.param]
+    repeated = sorted({n for n in names if names.count(n) > 1})
+    if repeated:
+        print(
+            f"dlnotes run: -p {', '.join(repeated)} given more than once; give each parameter once",
+            file=sys.stderr,
+        )
+        return 2
     result = run_chapter(
         root,
-        chapter,
+        Chapter(root, args.chapter),
         profile=args.profile,
         overrides=dict(args.param),
         device=args.device,
@@ -148,7 +159,7 @@ def _run(root: Path, args) -> int:
 
 
 def _data(args) -> int:
-    from .data import REGISTRY, cache_dir, fetch, mirror_base, verify_cache
+    from ..data import REGISTRY, cache_dir, fetch, mirror_base, verify_cache
 
     if args.data_command == "list":
         for d in REGISTRY.values():

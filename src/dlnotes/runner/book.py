@@ -6,15 +6,9 @@ import html
 import shutil
 from pathlib import Path
 
-from .files import write_atomic
-from .run import (
-    ChapterError,
-    list_chapters,
-    recorded_settings,
-    refresh_prose,
-    run_chapter,
-    staleness,
-)
+from ..files import write_atomic
+from .chapter import Chapter, ChapterError, list_chapters
+from .execute import run_chapter
 
 __all__ = ["LANGUAGES", "build_book", "build_language", "update_catalogs", "write_root_index"]
 
@@ -92,23 +86,26 @@ def build_book(
     changed gets the new prose without re-execution.
     """
     book = root / "book"
-    for chapter in list_chapters(root):
-        reason = staleness(root, chapter)
-        if reason and not execute:
+    for name in list_chapters(root):
+        chapter = Chapter(root, name)
+        reasons = chapter.staleness()
+        why = "; ".join(reasons)
+        if reasons and not execute:
             raise ChapterError(
-                f"the report of {chapter} is {reason}: run `dlnotes run {chapter}` or drop --no-execute"
+                f"the report of {name} is out of date ({why}): run `dlnotes run {name}` or drop "
+                "--no-execute"
             )
-        if reason:
+        if reasons:
             if profile is not None:
                 chosen, overrides = profile, {}
             else:
-                recorded, overrides = recorded_settings(root, chapter)
+                recorded, overrides = chapter.recorded_settings()
                 chosen = recorded or "quick"
             shown = "".join(f" -p {k} {v}" for k, v in overrides.items())
-            print(f"{chapter}: report {reason}, executing at profile {chosen}{shown}")
+            print(f"{name}: re-executing at profile {chosen}{shown}, because: {why}")
             run_chapter(root, chapter, profile=chosen, overrides=overrides)
-        elif refresh_prose(root, chapter):
-            print(f"{chapter}: prose refreshed from the source")
+        elif chapter.refresh():
+            print(f"{name}: text refreshed from the source (same code, outputs kept)")
     site = Path(output) if output else book / "_build" / "site"
     languages = languages or list(LANGUAGES)
     for language in languages:
@@ -130,13 +127,14 @@ def update_catalogs(root: Path) -> list[str]:
     from sphinx_intl import basic
 
     lines = []
-    for chapter in list_chapters(root):
-        if staleness(root, chapter) is not None:
+    for name in list_chapters(root):
+        chapter = Chapter(root, name)
+        if chapter.staleness():
             lines.append(
-                f"{chapter}: report out of date, its old prose extracted (dlnotes run {chapter})"
+                f"{name}: report out of date, its old prose extracted (dlnotes run {name})"
             )
-        elif refresh_prose(root, chapter):
-            lines.append(f"{chapter}: prose copied from notebooks/{chapter}.py into the report")
+        elif chapter.refresh():
+            lines.append(f"{name}: text copied from notebooks/{name}.py into the report")
     book = root / "book"
     pot = root / "build" / "gettext"
     build_language(book, pot, "en", builder="gettext")

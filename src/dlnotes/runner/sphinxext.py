@@ -100,7 +100,7 @@ class DatasetTable(SphinxDirective):
     """``{dlnotes-datasets}``: the registry as a table, then each dataset's note and citation."""
 
     def run(self):
-        from .data.registry import REGISTRY
+        from ..data.registry import REGISTRY
 
         words = _DATA_WORDS.get(self.config.language, _DATA_WORDS["en"])
         rows = [
