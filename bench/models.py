@@ -5,20 +5,14 @@ from __future__ import annotations
 import torch
 from torch import nn
 
+from dlnotes.models import lenet5 as lenet  # chapter 02's LeNet-5: one copy, in dlnotes
+
+__all__ = ["mlp", "lenet", "small_vgg", "BiLSTM", "speedrun_cnn", "ViT"]
+
 
 def mlp(hidden: int = 500) -> nn.Module:
     """Return the Fashion-MNIST FNN of the PyTorch notes: 784 -> 500 -> 10."""
     return nn.Sequential(nn.Flatten(), nn.Linear(28 * 28, hidden), nn.ReLU(), nn.Linear(hidden, 10))
-
-
-def lenet() -> nn.Module:
-    """Return LeNet-5 with ReLU and max-pooling, for 28x28 digits."""
-    return nn.Sequential(
-        nn.Conv2d(1, 6, 5, padding=2), nn.ReLU(), nn.MaxPool2d(2),  # (B, 6, 14, 14)
-        nn.Conv2d(6, 16, 5), nn.ReLU(), nn.MaxPool2d(2),  # (B, 16, 5, 5)
-        nn.Flatten(), nn.Linear(16 * 5 * 5, 120), nn.ReLU(),
-        nn.Linear(120, 84), nn.ReLU(), nn.Linear(84, 10),
-    )  # fmt: skip
 
 
 def small_vgg(widths=(32, 64, 128)) -> nn.Module:

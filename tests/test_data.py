@@ -170,6 +170,38 @@ def test_damaged_cache_file_is_replaced_and_verify_reports(env, monkeypatch):
     assert all(line.startswith("ok") for line in verify_cache())
 
 
+def test_verify_finds_damaged_derived_files_and_the_next_load_rebuilds_them(env, monkeypatch):
+    cache, mirror = env
+    _install(monkeypatch, mirror, "mnist", _mnist_files())
+    first = load_images("mnist", normalization="none", mirror=mirror, progress=False)
+    tensors = cache / "mnist" / "tensors.pt"
+    raw = cache / "mnist" / "torchvision" / "MNIST" / "raw" / "train-images-idx3-ubyte"
+    assert tensors.exists() and raw.exists()
+    assert not [line for line in verify_cache() if line.startswith("damaged")]
+
+    # A truncated tensor file: named, removed, and rebuilt by the next load.
+    tensors.write_bytes(tensors.read_bytes()[:100])
+    damaged = [line for line in verify_cache() if line.startswith("damaged")]
+    assert damaged == ["damaged  mnist/tensors.pt: unreadable (RuntimeError); removed, the next "
+                       "load rebuilds it"]  # fmt: skip
+    assert not tensors.exists()
+    again = load_images("mnist", normalization="none", mirror=mirror, progress=False)
+    assert torch.equal(again["train"][0], first["train"][0]) and tensors.exists()
+
+    # A flipped byte in a decompressed file: found against its archive; it and the tensor file
+    # baked from it are removed.
+    data = bytearray(raw.read_bytes())
+    data[200] ^= 0xFF
+    raw.write_bytes(bytes(data))
+    damaged = [line for line in verify_cache() if line.startswith("damaged")]
+    assert any("raw/train-images-idx3-ubyte (and the folder" in d and "differs from" in d
+               for d in damaged) and any("tensors.pt: made from a damaged file" in d
+                                          for d in damaged)  # fmt: skip
+    assert not raw.exists() and not tensors.exists()
+    again = load_images("mnist", normalization="none", mirror=mirror, progress=False)
+    assert torch.equal(again["train"][0], first["train"][0]) and raw.exists()
+
+
 def test_unwritable_cache_is_a_clear_error(env, monkeypatch, tmp_path):
     cache, mirror = env
     _install(monkeypatch, mirror, "mnist", _mnist_files())

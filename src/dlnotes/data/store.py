@@ -249,8 +249,44 @@ def dataset_root(name: str | Dataset, **kwargs) -> Path:
     )
 
 
+def _derived_damage(folder: Path, dataset: Dataset) -> list[tuple[Path, str]]:
+    """Return the damaged files made from ``dataset``'s downloads in ``folder``, with why.
+
+    Two kinds are checked: tensor files (``*.pt``: a truncated or corrupted one fails to load)
+    and files decompressed from a ``.gz`` download (compared byte for byte with the archive, so
+    a flipped byte is found). A tensor file made after a damaged decompressed file is damaged too.
+    """
+    import gzip
+
+    import torch
+
+    damaged = []
+    for entry in dataset.files:
+        if not entry.name.endswith(".gz") or not (folder / entry.name).exists():
+            continue
+        for copy in folder.glob(f"**/{entry.name[:-3]}"):
+            with gzip.open(folder / entry.name) as src, open(copy, "rb") as out:
+                while True:
+                    a, b = src.read(_CHUNK), out.read(_CHUNK)
+                    if a != b:
+                        damaged.append((copy, f"differs from {entry.name}"))
+                        break
+                    if not a:
+                        break
+    if damaged:  # whatever was made from a damaged file is suspect
+        damaged += [(p, "made from a damaged file") for p in folder.glob("*.pt")]
+        return damaged
+    for path in sorted(folder.glob("*.pt")):
+        try:
+            torch.load(path, weights_only=True, map_location="cpu")
+        except Exception as exc:  # any failure to read it back means it is unusable
+            damaged.append((path, f"unreadable ({type(exc).__name__})"))
+    return damaged
+
+
 def verify_cache(cache: str | Path | None = None) -> list[str]:
-    """Re-check every cached file against the registry; remove damaged ones and report each."""
+    """Re-check every cached file against the registry, and every file derived from them;
+    remove damaged ones and report each (the next load rebuilds a derived file)."""
     from .registry import REGISTRY
 
     report = []
@@ -268,4 +304,15 @@ def verify_cache(cache: str | Path | None = None) -> list[str]:
                 _stamp_file(path).unlink(missing_ok=True)
                 shutil.rmtree(root / dataset.name / f"unpacked-{entry.name}", ignore_errors=True)
                 report.append(f"damaged  {dataset.name}/{entry.name}: removed; fetch it again")
+        folder = root / dataset.name
+        if not folder.is_dir():
+            continue
+        for path, why in _derived_damage(folder, dataset):
+            rel = path.relative_to(root)
+            if path.suffix == ".pt":
+                path.unlink(missing_ok=True)
+            else:  # decompressed files are written as one folder: remove it whole
+                shutil.rmtree(path.parent, ignore_errors=True)
+                rel = f"{rel} (and the folder {path.parent.relative_to(root)})"
+            report.append(f"damaged  {rel}: {why}; removed, the next load rebuilds it")
     return report
