@@ -37,35 +37,35 @@
 # %% tags=["parameters"]
 PROFILE = "quick"  # smoke: seconds, for tests | quick: minutes on a CPU | full: reports' scale
 DEVICE = "auto"  # auto | cpu | cuda (the numpy parts always run on the CPU)
-SEED = 0  # seeds the data splits, the initial weights and the batch order
+SEED = 0  # seeds the data splits, the initial weights and the batch order [0, 4294967295]
 STANDIN = None  # True: sklearn's 8×8 digits stand in for MNIST and Fashion-MNIST; None: profile's
-MOONS_POINTS = 500  # half-moon points, 30% of them held out for testing
-MOONS_HIDDEN = 10  # hidden units of the numpy half-moon network (lab report: 10)
-MOONS_LR = 0.1  # learning rate of its full-batch gradient descent (lab report: 0.1)
-MOONS_L2 = 0.001  # L2 regularisation strength λ (lab report: 0.001)
-MOONS_EPOCHS = None  # full-batch steps (lab report: 5000); None takes the profile's value
-EXPLORER_EPOCHS = None  # steps of each network in the half-moon grids and the explorer
-NP_TRAIN = None  # MNIST training images for the numpy recipe; None takes the profile's value
-NP_EPOCHS = None  # epochs of the numpy recipe (lab report: 400); None takes the profile's value
-NP_BATCH = 128  # mini-batch size of the numpy runs (the lab report does not give one)
-NP_HIDDEN = 1024  # hidden units of the numpy MNIST network (lab report: 1024)
-NP_LR = 0.2  # peak learning rate (lab report: 0.2)
-NP_DECAY = 0.98  # learning rate multiplied by this once per epoch (lab report: 0.98)
-NP_WARMUP = 0.05  # share of the epochs spent warming the learning rate up
-NP_L2 = 0.01  # L2 regularisation strength λ (lab report: 0.01)
-CMP_TRAIN = None  # training images of each run in the loss × activation comparison
-CMP_EPOCHS = None  # epochs of each comparison run; None takes the profile's value
-SOFTMAX_EPOCHS = 5  # softmax regression on Fashion-MNIST (lab report: 5)
-SOFTMAX_BATCH = 20  # its batch size (lab report: 20)
-SOFTMAX_LR = 0.01  # its SGD learning rate (lab report: 0.01)
-FNN_HIDDEN = 500  # hidden units of the one-hidden-layer network (lab report: 500)
-FNN_EPOCHS = 2  # its epochs (lab report: 2)
-FNN_BATCH = 100  # its batch size (lab report: 100)
-FNN_LR = 0.001  # its Adam learning rate (lab report: 0.001)
-TUNED_EPOCHS = None  # epochs of our tuned MLP; None takes the profile's value
-TUNED_WIDTH = 1024  # hidden units per layer of our tuned MLP (two hidden layers)
-TUNED_LR = 0.002  # peak AdamW learning rate of the one-cycle schedule
-TUNED_BATCH = 256  # batch size of our tuned MLP
+MOONS_POINTS = 500  # half-moon points, 30% of them held out for testing [20, 100000]
+MOONS_HIDDEN = 10  # hidden units of the numpy half-moon network (lab report: 10) [1, 4096]
+MOONS_LR = 0.1  # learning rate of its full-batch gradient descent (lab report: 0.1) (0, 10]
+MOONS_L2 = 0.001  # L2 regularisation strength λ (lab report: 0.001) [0, 1]
+MOONS_EPOCHS = None  # full-batch steps (lab report: 5000) [1, 1000000]
+EXPLORER_EPOCHS = None  # steps of each network in the half-moon grids and the explorer [1, 1000000]
+NP_TRAIN = None  # MNIST training images for the numpy recipe [100, 60000]
+NP_EPOCHS = None  # epochs of the numpy recipe (lab report: 400) [1, 10000]
+NP_BATCH = 128  # mini-batch size of the numpy runs (the lab report does not give one) [1, 60000]
+NP_HIDDEN = 1024  # hidden units of the numpy MNIST network (lab report: 1024) [1, 16384]
+NP_LR = 0.2  # peak learning rate (lab report: 0.2) (0, 10]
+NP_DECAY = 0.98  # learning rate multiplied by this once per epoch (lab report: 0.98) (0, 1]
+NP_WARMUP = 0.05  # share of the epochs spent warming the learning rate up [0, 1)
+NP_L2 = 0.01  # L2 regularisation strength λ (lab report: 0.01) [0, 1]
+CMP_TRAIN = None  # training images of each run in the loss × activation comparison [100, 60000]
+CMP_EPOCHS = None  # epochs of each comparison run; None takes the profile's value [1, 10000]
+SOFTMAX_EPOCHS = 5  # softmax regression on Fashion-MNIST (lab report: 5) [1, 1000]
+SOFTMAX_BATCH = 20  # its batch size (lab report: 20) [1, 60000]
+SOFTMAX_LR = 0.01  # its SGD learning rate (lab report: 0.01) (0, 10]
+FNN_HIDDEN = 500  # hidden units of the one-hidden-layer network (lab report: 500) [1, 16384]
+FNN_EPOCHS = 2  # its epochs (lab report: 2) [1, 1000]
+FNN_BATCH = 100  # its batch size (lab report: 100) [1, 60000]
+FNN_LR = 0.001  # its Adam learning rate (lab report: 0.001) (0, 1]
+TUNED_EPOCHS = None  # epochs of our tuned MLP; None takes the profile's value [1, 1000]
+TUNED_WIDTH = 1024  # hidden units per layer of our tuned MLP (two hidden layers) [1, 16384]
+TUNED_LR = 0.002  # peak AdamW learning rate of the one-cycle schedule (0, 1]
+TUNED_BATCH = 256  # batch size of our tuned MLP [1, 60000]
 
 # %%
 # Sizes per profile. A parameter set above (not None) wins over its profile's value.
@@ -143,12 +143,12 @@ from tqdm.auto import trange
 
 from dlnotes.data import load_images, standin_digits
 from dlnotes.env import describe_device, pick_device, seed_everything
-from dlnotes.files import atomic_path
+from dlnotes.models import n_params
 from dlnotes.report import publish
+from dlnotes.state import checkpoint_file, load_state, save_state
 from dlnotes.train import (
     Batches,
     accuracy,
-    checkpoint_path,
     fit,
     predict,
     random_crop_flip,
@@ -630,10 +630,9 @@ def train_numpy(
         "seconds": [],  # cumulative training time, as the engine's history keeps it
     }
     start = 0
-    if checkpoint is not None and checkpoint.exists():
-        state = torch.load(checkpoint, weights_only=False)
-        params, history, start = state["params"], state["history"], state["epoch"]
-        rng.bit_generator.state = state["rng"]
+    saved = load_state(checkpoint, generators={"rng": rng}) if checkpoint is not None else None
+    if saved is not None:
+        params, history, start = saved["params"], saved["history"], saved["epoch"]
     for epoch in trange(start, epochs, desc=desc, leave=False):
         lr, started = lr_at(epoch), time.perf_counter()
         order = rng.permutation(len(X))
@@ -654,14 +653,15 @@ def train_numpy(
         elapsed = time.perf_counter() - started
         history["seconds"].append(elapsed + (history["seconds"][-1] if history["seconds"] else 0))
         if checkpoint is not None:
-            with atomic_path(checkpoint) as tmp:
-                state = {"params": params, "history": history, "epoch": epoch + 1}
-                torch.save(state | {"rng": rng.bit_generator.state}, tmp)
+            save_state(
+                checkpoint, params=params, history=history, epoch=epoch + 1, generators={"rng": rng}
+            )
     return params, history
 
 
 np_config = dict(
-    code=3,  # bump when train_numpy changes, so that older checkpoints are not reused
+    activation="relu",
+    loss="hinge",
     standin=STANDIN,
     n=len(Xn_train),
     epochs=NP_EPOCHS,
@@ -676,9 +676,13 @@ np_config = dict(
 np_params, np_history = train_numpy(
     Xn_train,
     yn_train,
+    activation=np_config["activation"],
+    loss=np_config["loss"],
     epochs=NP_EPOCHS,
     lr_at=lr_schedule(NP_EPOCHS),
-    checkpoint=checkpoint_path("01_mlp-numpy-mnist", np_config),
+    # Keyed by the configuration and the code: a changed train_numpy (or anything it calls)
+    # trains afresh instead of loading weights the old code made.
+    checkpoint=checkpoint_file("01_mlp-numpy-mnist", np_config, code=[train_numpy, lr_schedule]),
     desc="numpy MNIST",
 )
 
@@ -1137,7 +1141,6 @@ schedule = torch.optim.lr_scheduler.OneCycleLR(
     opt, max_lr=TUNED_LR, total_steps=TUNED_EPOCHS * len(train_batches), pct_start=0.2
 )
 tuned_config = dict(
-    code=1,  # bump when the model or the recipe changes, so that older checkpoints are not reused
     standin=STANDIN,
     epochs=TUNED_EPOCHS,
     width=TUNED_WIDTH,
@@ -1157,7 +1160,7 @@ tuned_history = fit(
     metric=accuracy,
     scheduler=schedule,
     amp=True,
-    checkpoint=checkpoint_path("01_mlp-tuned", tuned_config),
+    checkpoint=checkpoint_file("01_mlp-tuned", tuned_config, code=[tuned_mlp, fit]),
     progress="tuned MLP",
 )
 tuned_wall = time.perf_counter() - t0
@@ -1194,7 +1197,7 @@ tuned_metrics = publish(
     tuned_train_acc=tuned_history["train_metric"][-1],
     tuned_upper_body_share=float(upper_body_errors.mean()),
     tuned_train_seconds=tuned_history["seconds"][-1],
-    tuned_params=sum(p.numel() for p in tuned.parameters()),
+    tuned_params=n_params(tuned),
 )
 
 # %% [markdown]

@@ -49,38 +49,38 @@
 # %% tags=["parameters"]
 PROFILE = "quick"  # smoke: seconds, for tests | quick: minutes on a CPU | full: reports' scale
 DEVICE = "auto"  # auto | cpu | cuda
-SEED = 0  # seeds the data subsets and splits, the initial weights and the batch order
+SEED = 0  # seeds the data subsets and splits, the initial weights, the batch order [0, 4294967295]
 STANDIN = None  # True: stand-in data (sklearn digits, random pixels); None: profile's value
-FCNN_EPOCHS = 2  # epochs of the first CNN on Fashion-MNIST (lab report: 2)
-FCNN_BATCH = 100  # its batch size (lab report: 100)
-FCNN_LR = 0.001  # its Adam learning rate (lab report: 0.001)
-FCNN_SEEDS = None  # how many seeds the first CNN is trained with
-ARCH_TRAIN = None  # MNIST training images for LeNet / VGG-11 / ResNet-18 (lab report: 60000)
-ARCH_EPOCHS = None  # their epochs (lab report: 10)
-ARCH_WIDTH = None  # width multiplier of VGG-11 and ResNet-18 (1: the published widths)
-ARCH_BATCH = 128  # their batch size (not given in the lab report)
-ARCH_LR = 0.001  # their Adam learning rate (not given in the lab report)
-OPT_TRAIN = None  # MNIST training images of the optimiser study, before the validation split
-OPT_VAL = 0.167  # share of them held out for validation (lab report: 16.7%)
-OPT_EPOCHS = None  # epochs of each optimiser run (lab report: 64)
-OPT_BATCH = None  # batch size of the optimiser runs (lab report: 16)
-OPT_LR = 0.0003  # Adam and NAdam learning rate (lab report's code: 0.0003)
-OPT_PATIENCE = 48  # early stopping after this many epochs without a better validation accuracy
-CIFAR_TRAIN = None  # CIFAR-10 training images for the VGG16 runs (lab report: 50000)
-CIFAR_EPOCHS = None  # epochs of each VGG16 run (lab report: 30)
-VGG_WIDTH = None  # width multiplier of VGG16 (1: the published widths)
-VGG_LR = 0.0001  # Adam learning rate of the report's VGG16 recipe (lab report: 1e-4)
-VGG_BATCH = 64  # its batch size (lab report: 64)
-OURS_LR = 0.05  # peak SGD learning rate of our VGG16 recipe (one-cycle schedule)
-ABL_CLASSES = None  # Tiny-ImageNet classes in the ResNet-18 study (lab report: 100)
-ABL_SIZE = None  # image side in pixels (lab report: 64)
-ABL_WIDTH = None  # channels of ResNet-18's first stage (torchvision: 64)
-ABL_EPOCHS = None  # epochs of each ablation run (lab report: 25)
-ABL_BATCH = 64  # batch size (lab report: 64)
-ABL_LR = None  # SGD learning rate, momentum 0.9 (lab report: 0.001)
-SPEED_EPOCHS = None  # epochs of the CIFAR-10 speed recipe
-SPEED_WIDTH = None  # channels of its first convolution (doubling twice)
-SPEED_TARGET = 0.778  # test accuracy to reach (the report's VGG16 mean)
+FCNN_EPOCHS = 2  # epochs of the first CNN on Fashion-MNIST (lab report: 2) [1, 1000]
+FCNN_BATCH = 100  # its batch size (lab report: 100) [1, 60000]
+FCNN_LR = 0.001  # its Adam learning rate (lab report: 0.001) (0, 1]
+FCNN_SEEDS = None  # how many seeds the first CNN is trained with [1, 100]
+ARCH_TRAIN = None  # MNIST images for LeNet / VGG-11 / ResNet-18 (lab report: 60000) [100, 60000]
+ARCH_EPOCHS = None  # their epochs (lab report: 10) [1, 1000]
+ARCH_WIDTH = None  # width multiplier of VGG-11 and ResNet-18 (1: the published widths) (0, 4]
+ARCH_BATCH = 128  # their batch size (not given in the lab report) [1, 60000]
+ARCH_LR = 0.001  # their Adam learning rate (not given in the lab report) (0, 1]
+OPT_TRAIN = None  # MNIST images of the optimiser study, before the validation split [100, 60000]
+OPT_VAL = 0.167  # share of them held out for validation (lab report: 16.7%) (0, 1)
+OPT_EPOCHS = None  # epochs of each optimiser run (lab report: 64) [1, 1000]
+OPT_BATCH = None  # batch size of the optimiser runs (lab report: 16) [1, 60000]
+OPT_LR = 0.0003  # Adam and NAdam learning rate (lab report's code: 0.0003) (0, 1]
+OPT_PATIENCE = 48  # early stop after this many epochs without better validation accuracy [1, 1000]
+CIFAR_TRAIN = None  # CIFAR-10 training images for the VGG16 runs (lab report: 50000) [100, 50000]
+CIFAR_EPOCHS = None  # epochs of each VGG16 run (lab report: 30) [1, 1000]
+VGG_WIDTH = None  # width multiplier of VGG16 (1: the published widths) (0, 4]
+VGG_LR = 0.0001  # Adam learning rate of the report's VGG16 recipe (lab report: 1e-4) (0, 1]
+VGG_BATCH = 64  # its batch size (lab report: 64) [1, 50000]
+OURS_LR = 0.05  # peak SGD learning rate of our VGG16 recipe (one-cycle schedule) (0, 10]
+ABL_CLASSES = None  # Tiny-ImageNet classes in the ResNet-18 study (lab report: 100) [2, 200]
+ABL_SIZE = None  # image side in pixels (lab report: 64) [8, 64]
+ABL_WIDTH = None  # channels of ResNet-18's first stage (torchvision: 64) [1, 512]
+ABL_EPOCHS = None  # epochs of each ablation run (lab report: 25) [1, 1000]
+ABL_BATCH = 64  # batch size (lab report: 64) [1, 100000]
+ABL_LR = None  # SGD learning rate, momentum 0.9 (lab report: 0.001) (0, 10]
+SPEED_EPOCHS = None  # epochs of the CIFAR-10 speed recipe [1, 1000]
+SPEED_WIDTH = None  # channels of its first convolution (doubling twice) [1, 512]
+SPEED_TARGET = 0.778  # test accuracy to reach (the report's VGG16 mean) (0, 1]
 
 # %%
 # Sizes per profile. A parameter set above (not None) wins over its profile's value.
@@ -187,12 +187,12 @@ from torch.nn import functional as F
 
 from dlnotes.data import load_images, standin_digits, standin_images
 from dlnotes.env import describe_device, pick_device, seed_everything
-from dlnotes.files import atomic_path
+from dlnotes.models import lenet5, n_params
 from dlnotes.report import publish
+from dlnotes.state import BestWeights, checkpoint_file
 from dlnotes.train import (
     Batches,
     accuracy,
-    checkpoint_path,
     fit,
     predict,
     random_crop_flip,
@@ -206,10 +206,6 @@ if STANDIN:
         "stand-in data: sklearn digits and random pixels replace the datasets "
         "(numbers mean nothing)"
     )
-
-
-def n_params(model):
-    return sum(p.numel() for p in model.parameters())
 
 
 def subset(X, y, n, seed=SEED):
@@ -496,15 +492,6 @@ class ResNet(nn.Module):
         return self.fc(self.dropout(torch.flatten(self.avgpool(x), 1)))  # (B, classes)
 
 
-def lenet():
-    return nn.Sequential(
-        nn.Conv2d(1, 6, 5, padding=2), nn.ReLU(), nn.MaxPool2d(2),  # (B, 6, 14, 14)
-        nn.Conv2d(6, 16, 5), nn.ReLU(), nn.MaxPool2d(2),  # (B, 16, 5, 5)
-        nn.Flatten(), nn.Linear(16 * 5 * 5, 120), nn.ReLU(),
-        nn.Linear(120, 84), nn.ReLU(), nn.Linear(84, 10),
-    )  # fmt: skip
-
-
 # The oracle check: our ResNet-18 at torchvision's settings is torchvision's ResNet-18.
 reference = torchvision.models.resnet18(weights=None).eval()
 ours = ResNet().eval()
@@ -534,7 +521,7 @@ def pad32(x):
 
 
 ARCHS = {
-    "LeNet-5": lambda width: lenet(),
+    "LeNet-5": lambda width: lenet5(),  # dlnotes.models: chapter 06 and bench/ train it too
     "VGG-11": lambda width: vgg(11, in_channels=1, width=width),
     "ResNet-18": lambda width: ResNet(
         width=round(64 * width), stem="small", in_channels=1, num_classes=10
@@ -551,7 +538,6 @@ for name, build in ARCHS.items():
     X_tr = X_tr.contiguous(memory_format=torch.channels_last)
     X_te = X_te.contiguous(memory_format=torch.channels_last)
     config = dict(
-        code=2,
         model=name,
         standin=STANDIN,
         n=len(X_tr),
@@ -559,6 +545,8 @@ for name, build in ARCHS.items():
         width=width,
         lr=ARCH_LR,
         batch=ARCH_BATCH,
+        schedule="cosine",
+        amp=True,
         seed=SEED,
         device=device.type,
     )
@@ -574,7 +562,7 @@ for name, build in ARCHS.items():
         val=(X_te, ym_test),
         metric=accuracy,
         amp=True,
-        checkpoint=checkpoint_path("02_cnn-arch", config),
+        checkpoint=checkpoint_file("02_cnn-arch", config, code=[build, fit]),
         progress=name,
     )
     arch_models[name], arch_histories[name] = (model, X_te), history
@@ -746,8 +734,8 @@ OPT_RUNS = {  # name: (optimiser, schedule, softmax before the loss)
 def train_with_early_stopping(name, make_opt, make_schedule, softmax_out):
     """Train one run; return the network with the best validation accuracy and its History."""
     config = dict(
-        code=2,
         run=name,
+        softmax_out=softmax_out,
         standin=STANDIN,
         n=len(Xo),
         val=OPT_VAL,
@@ -758,20 +746,16 @@ def train_with_early_stopping(name, make_opt, make_schedule, softmax_out):
         seed=SEED,
         device=device.type,
     )
-    best_file = checkpoint_path("02_cnn-opt-best", config)
+    code = [ReportConvNet, make_opt, make_schedule, train_with_early_stopping, fit]
+    checkpoint = checkpoint_file("02_cnn-opt", config, code=code)
+    best = BestWeights(
+        checkpoint.with_name(checkpoint.stem + ".best.pt"), OPT_PATIENCE, checkpoint=checkpoint
+    )
     generator = seed_everything(SEED)
     model = ReportConvNet(softmax_out).to(device, memory_format=torch.channels_last)
     batches = Batches(Xo_train, yo_train, OPT_BATCH, generator=generator, drop_last=True)
     opt = make_opt(model.parameters())
     scheduler, every = make_schedule(opt, len(batches)) if make_schedule else (None, "step")
-
-    def keep_best(epoch, model, history):
-        val = history["val_metric"]
-        best = int(np.argmax(val))
-        if best == len(val) - 1:  # a new best: keep these weights (atomically)
-            with atomic_path(best_file) as tmp:
-                torch.save({"model": model.state_dict(), "epoch": best + 1}, tmp)
-        return len(val) - 1 - best > OPT_PATIENCE  # True stops the run
 
     history = fit(
         model,
@@ -785,11 +769,11 @@ def train_with_early_stopping(name, make_opt, make_schedule, softmax_out):
         schedule_every=every,
         clip_grad=10.0,
         amp=True,
-        on_epoch_end=keep_best,
-        checkpoint=checkpoint_path("02_cnn-opt", config),
+        on_epoch_end=best,  # keeps the best weights; stops after OPT_PATIENCE epochs without
+        checkpoint=checkpoint,
         progress=name,
     )
-    model.load_state_dict(torch.load(best_file, map_location=device)["model"])
+    best.restore(model)
     return model, history
 
 
@@ -993,8 +977,9 @@ for name, (bn, augment, ours_recipe) in VGG_RUNS.items():
     else:
         opt, scheduler, loss_fn = torch.optim.Adam(model.parameters(), lr=VGG_LR), None, ce
     config = dict(
-        code=2,
         run=name,
+        recipe=VGG_RUNS[name],
+        batch=batch,
         standin=STANDIN,
         n=len(X_tr),
         epochs=CIFAR_EPOCHS,
@@ -1013,7 +998,7 @@ for name, (bn, augment, ours_recipe) in VGG_RUNS.items():
         metric=accuracy,
         scheduler=scheduler,
         amp=True,
-        checkpoint=checkpoint_path("02_cnn-vgg16", config),
+        checkpoint=checkpoint_file("02_cnn-vgg16", config, code=[vgg, fit]),
         progress=f"VGG16, {name}",
     )
     # Training accuracy as the report measured it: the final network on the (unaugmented) set.
@@ -1199,8 +1184,17 @@ def ablation_run(
     step = max(1, round(ABL_EPOCHS * 7 / 25))
     scheduler = torch.optim.lr_scheduler.StepLR(opt, step, 0.1) if decay else None
     config = dict(
-        code=1,
         run=name,
+        settings=dict(
+            stem=stem,
+            width_factor=width_factor,
+            norm=norm,
+            residual=residual,
+            dropout=dropout,
+            blocks=blocks,
+            flips=flips,
+            decay=decay,
+        ),  # fmt: skip
         standin=STANDIN,
         classes=ABL_CLASSES,
         size=ABL_SIZE,
@@ -1222,7 +1216,7 @@ def ablation_run(
         scheduler=scheduler,
         schedule_every="epoch",
         amp=True,
-        checkpoint=checkpoint_path("02_cnn-ablation", config),
+        checkpoint=checkpoint_file("02_cnn-ablation", config, code=[ablation_run, fit]),
         progress=name,
     )
     return model, history
@@ -1449,7 +1443,6 @@ scheduler = torch.optim.lr_scheduler.OneCycleLR(
     opt, max_lr=0.2, total_steps=SPEED_EPOCHS * len(batches), pct_start=0.25
 )
 speed_config = dict(
-    code=1,
     standin=STANDIN,
     n=len(Xs_train),
     epochs=SPEED_EPOCHS,
@@ -1467,7 +1460,7 @@ speed_history = fit(
     metric=accuracy,
     scheduler=scheduler,
     amp=True,
-    checkpoint=checkpoint_path("02_cnn-speed", speed_config),
+    checkpoint=checkpoint_file("02_cnn-speed", speed_config, code=[speed_cnn, fit]),
     progress="speed recipe",
 )
 test_curve = np.array(speed_history["val_metric"])

@@ -42,26 +42,26 @@
 # %% tags=["parameters"]
 PROFILE = "quick"  # smoke: seconds, for tests | quick: minutes on a CPU | full: reports' scale
 DEVICE = "auto"  # auto | cpu | cuda
-SEED = 0  # seeds the review subsets, the splits, the initial weights and the batch order
+SEED = 0  # seeds the review subsets and splits, initial weights and batch order [0, 4294967295]
 STANDIN = None  # True: made-up reviews (no dataset needed); None: profile's value
-TRAIN_REVIEWS = None  # training reviews used, before the validation split (of 25,000)
-TEST_REVIEWS = None  # test reviews scored, half of them positive (of 25,000)
-VAL_SHARE = 0.2  # share of the training reviews held out for validation (lab report: 0.2)
-VOCAB_SIZE = 32000  # words in the vocabulary, padding and unknown included (lab report: 32k)
-MAX_LEN = 128  # words (BiLSTM) or word pieces (Transformer) kept per review (lab report: 128)
-LSTM_EPOCHS = None  # epochs of the report's BiLSTM recipe (lab report: 20)
-LSTM_LR = 0.0001  # its Adam learning rate (lab report: 1e-4)
-LSTM_BATCH = 64  # its batch size (lab report: 64)
-OURS_EPOCHS = None  # most epochs of our BiLSTM (early stopping may end it sooner)
-OURS_LEN = None  # words our BiLSTM reads per review
-OURS_LR = 0.003  # its Adam learning rate
-OURS_DROPOUT = 0.4  # its dropout on embeddings, between the LSTM layers and in the head
-PATIENCE = 2  # early stopping: epochs without a better validation accuracy
+TRAIN_REVIEWS = None  # training reviews used, before the validation split (of 25,000) [100, 25000]
+TEST_REVIEWS = None  # test reviews scored, half of them positive (of 25,000) [2, 25000]
+VAL_SHARE = 0.2  # share of the training reviews held out for validation (lab report: 0.2) (0, 1)
+VOCAB_SIZE = 32000  # vocabulary size, padding and unknown included (lab report: 32k) [2, 1000000]
+MAX_LEN = 128  # words (BiLSTM) or word pieces (Transformer) per review (lab report: 128) [1, 512]
+LSTM_EPOCHS = None  # epochs of the report's BiLSTM recipe (lab report: 20) [1, 1000]
+LSTM_LR = 0.0001  # its Adam learning rate (lab report: 1e-4) (0, 1]
+LSTM_BATCH = 64  # its batch size (lab report: 64) [1, 25000]
+OURS_EPOCHS = None  # most epochs of our BiLSTM (early stopping may end it sooner) [1, 1000]
+OURS_LEN = None  # words our BiLSTM reads per review [1, 100000]
+OURS_LR = 0.003  # its Adam learning rate (0, 1]
+OURS_DROPOUT = 0.4  # its dropout on embeddings, between the LSTM layers and in the head [0, 1)
+PATIENCE = 2  # early stopping: epochs without a better validation accuracy [1, 1000]
 MODEL = "sentence-transformers/all-MiniLM-L6-v2"  # Hugging Face model; this one ships offline
-FT_TRAIN = None  # training reviews the Transformer is fine-tuned on (lab report: 25,000)
-FT_EPOCHS = None  # fine-tuning epochs (lab report: 3)
-FT_BATCH = 32  # fine-tuning batch size (lab report: 32)
-FT_LR = 0.00005  # peak AdamW learning rate (lab report: 1e-5, for the larger BERT)
+FT_TRAIN = None  # training reviews the Transformer is fine-tuned on (lab report: 25,000) [1, 25000]
+FT_EPOCHS = None  # fine-tuning epochs (lab report: 3) [1, 100]
+FT_BATCH = 32  # fine-tuning batch size (lab report: 32) [1, 4096]
+FT_LR = 0.00005  # peak AdamW learning rate (lab report: 1e-5, for the larger BERT) (0, 1]
 
 # %%
 # Sizes per profile. A parameter set above (not None) wins over its profile's value.
@@ -136,12 +136,12 @@ from transformers import AutoModelForSequenceClassification, AutoTokenizer
 
 from dlnotes.data import Vocab, load_imdb, standin_reviews, tokenize
 from dlnotes.env import describe_device, pick_device, seed_everything
-from dlnotes.files import atomic_path
+from dlnotes.models import n_params
 from dlnotes.report import publish
+from dlnotes.state import BestWeights, checkpoint_file
 from dlnotes.train import (
     accuracy,
     binary_accuracy,
-    checkpoint_path,
     evaluate,
     fit,
     predict,
@@ -464,21 +464,6 @@ def encoded(indices, split, max_len, keep):
     return ids.to(device), imdb.labels[split][indices].float().to(device)
 
 
-def keep_best(best_file, patience=None):
-    """An ``on_epoch_end`` hook: save the weights of the best validation epoch; stop after
-    ``patience`` epochs without a better one. It reads the history, so it survives a resume."""
-
-    def hook(epoch, model, history):
-        accs = history["val_metric"]
-        best = int(np.argmax(accs)) + 1
-        if best == len(accs):
-            with atomic_path(best_file) as tmp:
-                torch.save(model.state_dict(), tmp)
-        return patience is not None and len(accs) - best >= patience
-
-    return hook
-
-
 LSTM_RUNS = {
     "report recipe": dict(max_len=MAX_LEN, keep="tail", dropout=0.0, pool="last", packed=False,
                           lr=LSTM_LR, epochs=LSTM_EPOCHS, patience=None),
@@ -495,18 +480,19 @@ for name, run in LSTM_RUNS.items():
     model = BiLSTMClassifier(
         len(vocab), dropout=run["dropout"], pool=run["pool"], packed=run["packed"]
     ).to(device)
-    config = {"code": 1, "run": run, "seed": SEED, "vocab": len(vocab), "data": imdb.dataset,
+    config = {"run": run, "seed": SEED, "vocab": len(vocab), "data": imdb.dataset,
               "n": TRAIN_REVIEWS, "val": VAL_SHARE, "batch": LSTM_BATCH}  # fmt: skip
-    ckpt = checkpoint_path(f"03_text-bilstm-{name.replace(' ', '_')}", config)
-    best_file = ckpt.with_name(ckpt.stem + ".best.pt")
+    ckpt = checkpoint_file(f"03_text-bilstm-{name.replace(' ', '_')}", config,
+                           code=[BiLSTMClassifier, fit])  # fmt: skip
+    best = BestWeights(ckpt.with_name(ckpt.stem + ".best.pt"), run["patience"], checkpoint=ckpt)
     history = fit(
         model, torch.optim.Adam(model.parameters(), lr=run["lr"]), F.binary_cross_entropy_with_logits,
         train_xy, epochs=run["epochs"], batch_size=LSTM_BATCH, val=val_xy, metric=binary_accuracy,
-        generator=gen, amp=AMP, checkpoint=ckpt, on_epoch_end=keep_best(best_file, run["patience"]),
+        generator=gen, amp=AMP, checkpoint=ckpt, on_epoch_end=best,
         progress=f"BiLSTM, {name}",
     )  # fmt: skip
     if run["patience"] is not None:  # early stopping: go back to the best validation epoch
-        model.load_state_dict(torch.load(best_file, map_location=device, weights_only=True))
+        best.restore(model)
     lstm_models[name], lstm_histories[name] = model, history
     probs = predict(model, test_xy[0], batch_size=1024, amp=AMP).sigmoid().cpu()
     lstm_test[name] = probs
@@ -665,7 +651,7 @@ def piece_ids(texts, max_len=MAX_LEN):
 
 
 clf = SequenceClassifier(hf_model, tokenizer.pad_token_id).to(device)
-n_weights = sum(p.numel() for p in clf.parameters())
+n_weights = n_params(clf)
 ft_idx = fit_idx[:FT_TRAIN]  # fine-tuning needs no validation split: the report used none
 ft_X, ft_y = piece_ids([imdb.texts["train"][i] for i in ft_idx]), imdb.labels["train"][ft_idx]
 test_X = piece_ids([imdb.texts["test"][i] for i in test_idx])
@@ -686,13 +672,13 @@ def test_accuracy_each_epoch(epoch, model, history):
 gen = seed_everything(SEED)
 opt = torch.optim.AdamW(clf.parameters(), lr=FT_LR, weight_decay=0.01)
 steps = FT_EPOCHS * -(-len(ft_idx) // FT_BATCH)
-config = {"code": 1, "model": MODEL, "n": len(ft_idx), "epochs": FT_EPOCHS, "lr": FT_LR,
+config = {"model": MODEL, "n": len(ft_idx), "epochs": FT_EPOCHS, "lr": FT_LR,
           "batch": FT_BATCH, "len": MAX_LEN, "seed": SEED, "data": imdb.dataset,
           "test": TEST_REVIEWS}  # fmt: skip
 ft_history = fit(
     clf, opt, F.cross_entropy, (ft_X, ft_y), epochs=FT_EPOCHS, batch_size=FT_BATCH,
     metric=accuracy, generator=gen, scheduler=warmup_cosine(opt, steps, steps // 10),
-    clip_grad=1.0, amp=AMP, checkpoint=checkpoint_path("03_text-transformer", config),
+    clip_grad=1.0, amp=AMP, checkpoint=checkpoint_file("03_text-transformer", config, code=[fit]),
     on_epoch_end=test_accuracy_each_epoch, progress="fine-tuning",
 )  # fmt: skip
 ft_seconds = ft_history.last("seconds")

@@ -40,20 +40,20 @@
 # %% tags=["parameters"]
 PROFILE = "quick"  # smoke: seconds, for tests | quick: minutes on a CPU | full: reports' scale
 DEVICE = "auto"  # auto | cpu | cuda
-SEED = 0  # seeds the data subset, the initial weights, the latent vectors and the batch order
+SEED = 0  # seeds the data subset, initial weights, latent vectors and batch order [0, 4294967295]
 STANDIN = None  # True: stand-in digits (sklearn, no dataset needed); None: profile's value
-TRAIN_IMAGES = None  # MNIST training images the GANs learn from (of 60,000)
-LATENT = 100  # size of the latent vector z (notes: 100)
-BATCH = 64  # batch size (lab report: 64)
-LR = 0.0002  # Adam learning rate of both networks (lab report: 2e-4)
-BETA1 = 0.5  # Adam's beta1 (lab report: 0.5)
-GAN_EPOCHS = None  # epochs of the fully connected GAN
-DCGAN_EPOCHS = None  # epochs of the DCGAN (lab report: 20)
-DCGAN_WIDTH = None  # channels of the discriminator's first layer; the generator mirrors it
-STUDY_EPOCHS = None  # epochs of each failure-and-fix run
-CLF_EPOCHS = None  # epochs of the classifier that scores the generated digits
-N_SCORE = None  # generated images per model for the quality scores
-SNAPSHOTS = 12  # sample grids kept over the DCGAN's training (animation frames)
+TRAIN_IMAGES = None  # MNIST training images the GANs learn from (of 60,000) [100, 60000]
+LATENT = 100  # size of the latent vector z (notes: 100) [1, 10000]
+BATCH = 64  # batch size (lab report: 64) [1, 60000]
+LR = 0.0002  # Adam learning rate of both networks (lab report: 2e-4) (0, 1]
+BETA1 = 0.5  # Adam's beta1 (lab report: 0.5) [0, 1)
+GAN_EPOCHS = None  # epochs of the fully connected GAN [1, 1000]
+DCGAN_EPOCHS = None  # epochs of the DCGAN (lab report: 20) [1, 1000]
+DCGAN_WIDTH = None  # channels of the discriminator's first layer (generator: mirrored) [1, 1024]
+STUDY_EPOCHS = None  # epochs of each failure-and-fix run [1, 1000]
+CLF_EPOCHS = None  # epochs of the classifier that scores the generated digits [1, 1000]
+N_SCORE = None  # generated images per model for the quality scores [100, 100000]
+SNAPSHOTS = 12  # sample grids kept over the DCGAN's training (animation frames) [1, 1000]
 
 # %%
 # Sizes per profile. A parameter set above (not None) wins over its profile's value.
@@ -125,9 +125,10 @@ from tqdm.auto import tqdm
 
 from dlnotes.data import load_images, standin_digits
 from dlnotes.env import describe_device, pick_device, seed_everything
-from dlnotes.files import atomic_path
+from dlnotes.models import Judge
 from dlnotes.report import publish
-from dlnotes.train import Batches, accuracy, checkpoint_path, fit, frechet_distance, predict
+from dlnotes.state import checkpoint_file, load_state, save_state
+from dlnotes.train import Batches, accuracy, fit, frechet_distance, predict
 
 device = pick_device(DEVICE)
 print(f"profile {PROFILE}, device {describe_device(device)}, seed {SEED}")
@@ -179,29 +180,14 @@ def show_grid(images, title=None, columns=10, ax=None):
 
 
 # %%
-class Judge(nn.Module):
-    """Two conv blocks and a 64-feature layer: the classifier whose features score the samples."""
-
-    def __init__(self):
-        super().__init__()
-        self.features = nn.Sequential(
-            nn.Conv2d(1, 32, 3, padding=1), nn.BatchNorm2d(32), nn.ReLU(), nn.MaxPool2d(2),
-            nn.Conv2d(32, 64, 3, padding=1), nn.BatchNorm2d(64), nn.ReLU(), nn.MaxPool2d(2),
-            nn.Flatten(), nn.Linear(64 * 7 * 7, 64), nn.ReLU(),
-        )  # fmt: skip
-        self.out = nn.Linear(64, 10)
-
-    def forward(self, x):
-        return self.out(self.features(x))
-
-
 gen = seed_everything(SEED)
-judge = Judge().to(device)
+# Two conv blocks (32, 64 channels) and a 64-feature layer; chapter 05 uses the same judge.
+judge = Judge(1, 10, widths=(32, 64), size=28).to(device)
 judge_history = fit(
     judge, torch.optim.Adam(judge.parameters(), 1e-3), F.cross_entropy, (X_all, y_all),
     epochs=CLF_EPOCHS, batch_size=128, metric=accuracy, generator=gen, progress="judge",
-    checkpoint=checkpoint_path("04_gan-judge", {"code": 1, "epochs": CLF_EPOCHS, "seed": SEED,
-                                                 "data": mnist.dataset}),
+    checkpoint=checkpoint_file("04_gan-judge", {"epochs": CLF_EPOCHS, "seed": SEED,
+                               "data": mnist.dataset, "size": 28}, code=[Judge, fit]),
 )  # fmt: skip
 judge.eval()
 judge_acc = float(accuracy(predict(judge, X_test), y_test))
@@ -282,28 +268,27 @@ def init_dcgan(module):
 
 
 def train_gan(name, G, D, *, epochs, latent, lr_g=LR, lr_d=LR, real_label=1.0, fixed_z=None,
-              snapshots=0, config=None):  # fmt: skip
+              snapshots=0, config=None, code=()):  # fmt: skip
     """Train G against D on X_train; return per-step curves and sample grids over training.
 
-    ``real_label`` below 1 is one-sided label smoothing. The state is saved after every epoch.
+    ``real_label`` below 1 is one-sided label smoothing. The state is saved after every epoch,
+    in a checkpoint keyed by ``config`` and the source of this loop and of ``code`` (the
+    functions that built G and D).
     """
     opt_g = torch.optim.Adam(G.parameters(), lr=lr_g, betas=(BETA1, 0.999))
     opt_d = torch.optim.Adam(D.parameters(), lr=lr_d, betas=(BETA1, 0.999))
-    config = {"code": 2, "name": name, "epochs": epochs, "latent": latent, "lr_g": lr_g,
+    config = {"name": name, "epochs": epochs, "latent": latent, "lr_g": lr_g,
               "lr_d": lr_d, "real": real_label, "n": len(X_train), "batch": BATCH, "seed": SEED,
               "data": mnist.dataset, **(config or {})}  # fmt: skip
-    path = checkpoint_path(f"04_gan-{name}", config)
+    path = checkpoint_file(f"04_gan-{name}", config, code=[train_gan, *code])
     curves, grids, start = {k: [] for k in ("d_loss", "g_loss", "d_x", "d_gz", "d_acc")}, [], 0
     seconds = 0.0  # training time, summed over resumed runs
     gen = seed_everything(SEED)
-    if path.exists():
-        saved = torch.load(path, map_location=device, weights_only=False)
-        for key, obj in {"G": G, "D": D, "opt_g": opt_g, "opt_d": opt_d}.items():
-            obj.load_state_dict(saved[key])
+    parts = {"G": G, "D": D, "opt_g": opt_g, "opt_d": opt_d}
+    saved = load_state(path, generators={"gen": gen}, map_location=device, **parts)
+    if saved is not None:
         curves, grids, start = saved["curves"], saved["grids"], saved["epoch"]
         seconds = saved["seconds"]
-        gen.set_state(saved["rng"])
-        torch.set_rng_state(saved["torch_rng"])
     batches = Batches(X_train, torch.zeros(len(X_train), device=device), BATCH,
                       drop_last=True, generator=gen)  # fmt: skip
     total = epochs * len(batches)
@@ -341,12 +326,8 @@ def train_gan(name, G, D, *, epochs, latent, lr_g=LR, lr_d=LR, real_label=1.0, f
         for key, column in zip(curves, torch.stack(stats).T.tolist(), strict=True):
             curves[key] += column
         seconds += time.perf_counter() - began
-        state = {"G": G.state_dict(), "D": D.state_dict(), "opt_g": opt_g.state_dict(),
-                 "opt_d": opt_d.state_dict(), "curves": curves, "grids": grids,
-                 "epoch": epoch + 1, "seconds": seconds, "rng": gen.get_state(),
-                 "torch_rng": torch.get_rng_state()}  # fmt: skip
-        with atomic_path(path) as tmp:
-            torch.save(state, tmp)
+        save_state(path, curves=curves, grids=grids, epoch=epoch + 1, seconds=seconds,
+                   generators={"gen": gen}, **parts)  # fmt: skip
     G.eval()
     return {"curves": curves, "grids": grids, "seconds": seconds}
 
@@ -395,7 +376,7 @@ fixed_z = torch.randn(40, LATENT, device=device, generator=torch.Generator(devic
 seed_everything(SEED)
 fc_G, fc_D = fc_generator().to(device), fc_discriminator().to(device)
 fc_run = train_gan("fc", fc_G, fc_D, epochs=GAN_EPOCHS, latent=LATENT, fixed_z=fixed_z,
-                   snapshots=4)  # fmt: skip
+                   snapshots=4, code=[fc_generator, fc_discriminator])  # fmt: skip
 rows = -(-len(fc_run["grids"]) // 2)
 fig, axes = plt.subplots(rows, 2, figsize=(12, 2.6 * rows), squeeze=False)
 for ax in axes.flat[len(fc_run["grids"]) :]:
@@ -457,7 +438,8 @@ def dc_discriminator(width=DCGAN_WIDTH, spectral=False):
 seed_everything(SEED)
 dc_G, dc_D = dc_generator().to(device), dc_discriminator().to(device)
 dc_run = train_gan("dcgan", dc_G, dc_D, epochs=DCGAN_EPOCHS, latent=LATENT, fixed_z=fixed_z,
-                   snapshots=SNAPSHOTS, config={"width": DCGAN_WIDTH})  # fmt: skip
+                   snapshots=SNAPSHOTS, config={"width": DCGAN_WIDTH},
+                   code=[dc_generator, dc_discriminator])  # fmt: skip
 curves = dc_run["curves"]
 last = slice(-max(len(curves["d_loss"]) // 5, 1), None)  # the last fifth of the steps
 BANDS = {
@@ -586,7 +568,8 @@ for name, change in tqdm(STUDY.items(), desc="study", leave=False):
     key = "study-" + "".join(c if c.isalnum() else "_" for c in name)
     study_runs[name] = train_gan(key, G, D, epochs=STUDY_EPOCHS, latent=latent,
                                  config={"width": DCGAN_WIDTH, "g_width": g_width,
-                                         "spectral": spectral}, **change)  # fmt: skip
+                                         "spectral": spectral},
+                                 code=[dc_generator, dc_discriminator], **change)  # fmt: skip
     study_models[name] = (G, latent)
 
 fig, axes = plt.subplots(4, 2, figsize=(12, 8.4))

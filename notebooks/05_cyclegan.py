@@ -39,28 +39,28 @@
 # %% tags=["parameters"]
 PROFILE = "quick"  # smoke: seconds, for tests | quick: minutes on a CPU | full: reports' scale
 DEVICE = "auto"  # auto | cpu | cuda
-SEED = 0  # seeds the initial weights, the crops and flips, and the batch order
+SEED = 0  # seeds the initial weights, the crops and flips, and the batch order [0, 4294967295]
 STANDIN = None  # True: drawn stand-in images (no dataset needed); None: profile's value
 DATASET = "horse2zebra-subset500"  # the mirror's subset (500 + 500 training images)
-TRAIN_IMAGES = None  # training images per domain (at most 500 in the subset)
-SIZE = None  # image side the networks see (lab report and paper: 256)
-NGF = None  # channels of the generator's first layer (paper: 64)
-NDF = None  # channels of the discriminator's first layer (paper: 64)
-BLOCKS = None  # residual blocks in each generator (paper: 9 at 256 pixels, 6 at 128)
-D_LAYERS = None  # stride-2 layers of the PatchGAN (paper: 3, a 70×70 receptive field)
+TRAIN_IMAGES = None  # training images per domain (at most 500 in the subset) [1, 500]
+SIZE = None  # image side the networks see (lab report and paper: 256) [16, 512]
+NGF = None  # channels of the generator's first layer (paper: 64) [1, 512]
+NDF = None  # channels of the discriminator's first layer (paper: 64) [1, 512]
+BLOCKS = None  # residual blocks in each generator (paper: 9 at 256 pixels, 6 at 128) [0, 64]
+D_LAYERS = None  # stride-2 layers of the PatchGAN (paper: 3, a 70×70 receptive field) [1, 8]
 UPSAMPLE = None  # transpose: the paper's transposed convolutions | resize: ×2 nearest, then 3×3
 RESIDUAL = None  # True: the generator adds a change to its input image | False: the paper's
-BATCH = None  # images of each domain per step (paper: 1, lab report: 8)
-EPOCHS = None  # epochs at the initial learning rate
-DECAY_EPOCHS = None  # further epochs with the learning rate falling linearly to 0
-ABLATION_EPOCHS = None  # epochs of each ablation run (at most EPOCHS)
-LR = None  # Adam learning rate of all four networks (paper and lab report: 2e-4)
-BETA1 = 0.5  # Adam's beta1 (paper and lab report: 0.5)
+BATCH = None  # images of each domain per step (paper: 1, lab report: 8) [1, 500]
+EPOCHS = None  # epochs at the initial learning rate [1, 10000]
+DECAY_EPOCHS = None  # further epochs with the learning rate falling linearly to 0 [0, 10000]
+ABLATION_EPOCHS = None  # epochs of each ablation run (at most EPOCHS) [1, 10000]
+LR = None  # Adam learning rate of all four networks (paper and lab report: 2e-4) (0, 1]
+BETA1 = 0.5  # Adam's beta1 (paper and lab report: 0.5) [0, 1)
 GAN_LOSS = "lsgan"  # lsgan: least squares, as the paper | bce: the lab report's cross-entropy
-LAMBDA_CYCLE = 10.0  # weight of the cycle-consistency loss (paper: 10)
-LAMBDA_ID = 0.5  # weight of the identity loss, as a share of LAMBDA_CYCLE (paper: 0.5)
-POOL = 50  # generated images kept to train the discriminators (paper: 50; 0 turns it off)
-CLF_EPOCHS = None  # epochs of the horse/zebra classifier that measures the translations
+LAMBDA_CYCLE = 10.0  # weight of the cycle-consistency loss (paper: 10) [0, 1000]
+LAMBDA_ID = 0.5  # weight of the identity loss, as a share of LAMBDA_CYCLE (paper: 0.5) [0, 1000]
+POOL = 50  # generated images kept to train the discriminators (paper: 50; 0: off) [0, 10000]
+CLF_EPOCHS = None  # epochs of the horse/zebra classifier that measures the translations [1, 1000]
 
 # %%
 # Sizes per profile. A parameter set above (not None) wins over its profile's value.
@@ -149,6 +149,7 @@ if not 1 <= ABLATION_EPOCHS <= EPOCHS:
 # report's names.
 
 # %%
+import functools
 import time
 
 import ipywidgets as widgets
@@ -164,9 +165,10 @@ from tqdm.auto import tqdm
 
 from dlnotes.data import load_images, normalize, standin_pets
 from dlnotes.env import describe_device, pick_device, seed_everything
-from dlnotes.files import atomic_path
+from dlnotes.models import Judge, n_params
 from dlnotes.report import publish
-from dlnotes.train import checkpoint_path, fit, frechet_distance, predict, random_crop_flip
+from dlnotes.state import checkpoint_file, load_state, save_state
+from dlnotes.train import Batches, fit, frechet_distance, predict, random_crop_flip
 
 device = pick_device(DEVICE)
 print(f"profile {PROFILE}, device {describe_device(device)}, seed {SEED}")
@@ -337,10 +339,6 @@ def receptive_field(layers):
     return field
 
 
-def n_params(model):
-    return sum(p.numel() for p in model.parameters())
-
-
 probe = patch_discriminator()(torch.zeros(1, 3, SIZE, SIZE))
 print(
     f"generator: {n_params(resnet_generator()):,} parameters, {BLOCKS} residual blocks; "
@@ -428,24 +426,21 @@ def train_cycle(name, epochs, decay_epochs, w_cycle, w_identity, keep_at=None):
     gen = torch.Generator().manual_seed(SEED)  # batch order and the pools
     crop_gen = torch.Generator(device).manual_seed(SEED)  # crops and flips, drawn on the device
     pools = {"X": ImagePool(POOL, gen), "Y": ImagePool(POOL, gen)}
-    config = {"code": 3, "name": name, "epochs": epochs, "decay": decay_epochs, "cycle": w_cycle,
+    config = {"name": name, "epochs": epochs, "decay": decay_epochs, "cycle": w_cycle,
               "identity": w_identity, "keep_at": keep_at, "n": len(X_train), "size": SIZE,
               "ngf": NGF, "ndf": NDF, "blocks": BLOCKS, "d_layers": D_LAYERS, "batch": BATCH,
               "upsample": UPSAMPLE, "residual": RESIDUAL,
               "lr": LR, "beta1": BETA1, "loss": GAN_LOSS, "pool": POOL, "seed": SEED,
               "data": dataset_name}  # fmt: skip
-    path = checkpoint_path(f"05_cyclegan-{name}", config)
+    # Keyed by the configuration and the source of this loop and what it calls (the generators,
+    # the PatchGAN, the pool, the loss): changed code trains afresh.
+    path = checkpoint_file(f"05_cyclegan-{name}", config, code=[train_cycle])
     state = {"epoch": 0, "seconds": 0.0, "curves": {k: [] for k in CURVES}, "snapshots": [],
              "kept": None}  # fmt: skip
-    if path.exists():
-        saved = torch.load(path, map_location=device, weights_only=False)
-        for key, net in nets.items():
-            net.load_state_dict(saved["nets"][key])
-        for obj, key in ((opt_g, "opt_g"), (opt_d, "opt_d"), (scheds[0], "sched_g"),
-                         (scheds[1], "sched_d")):  # fmt: skip
-            obj.load_state_dict(saved[key])
-        gen.set_state(saved["rng"])
-        crop_gen.set_state(saved["crop_rng"])
+    parts = {**nets, "opt_g": opt_g, "opt_d": opt_d, "sched_g": scheds[0], "sched_d": scheds[1]}
+    generators = {"gen": gen, "crop": crop_gen}
+    saved = load_state(path, generators=generators, map_location=device, **parts)
+    if saved is not None:
         for key in pools:
             pools[key].images = list(saved["pools"][key])
         state = saved["state"]
@@ -500,13 +495,8 @@ def train_cycle(name, epochs, decay_epochs, w_cycle, w_identity, keep_at=None):
         if keep_at == epoch + 1:  # the generators at the ablations' budget
             state["kept"] = {k: {n: t.clone() for n, t in nets[k].state_dict().items()}
                              for k in ("G", "F")}  # fmt: skip
-        saved = {"nets": {k: v.state_dict() for k, v in nets.items()}, "opt_g": opt_g.state_dict(),
-                 "opt_d": opt_d.state_dict(), "sched_g": scheds[0].state_dict(),
-                 "sched_d": scheds[1].state_dict(), "rng": gen.get_state(),
-                 "crop_rng": crop_gen.get_state(),
-                 "pools": {k: p.images for k, p in pools.items()}, "state": state}  # fmt: skip
-        with atomic_path(path) as tmp:
-            torch.save(saved, tmp)
+        save_state(path, pools={k: p.images for k, p in pools.items()}, state=state,
+                   generators=generators, **parts)  # fmt: skip
     for net in nets.values():
         net.eval()
     return {"nets": nets, "steps_per_epoch": steps, **state}
@@ -663,32 +653,19 @@ plt.close(fig)
 
 
 # %%
-class Judge(nn.Module):
-    def __init__(self):
-        super().__init__()
-        self.features = nn.Sequential(
-            nn.Conv2d(3, 16, 3, padding=1), nn.BatchNorm2d(16), nn.ReLU(), nn.MaxPool2d(2),
-            nn.Conv2d(16, 32, 3, padding=1), nn.BatchNorm2d(32), nn.ReLU(), nn.MaxPool2d(2),
-            nn.Conv2d(32, 64, 3, padding=1), nn.BatchNorm2d(64), nn.ReLU(),
-            nn.AdaptiveAvgPool2d(1), nn.Flatten(),
-        )  # fmt: skip
-        self.out = nn.Linear(64, 2)
-
-    def forward(self, x):
-        if self.training:  # flipped copies: a zebra facing left is still a zebra
-            x = torch.where(torch.rand(len(x), 1, 1, 1, device=x.device) < 0.5, x.flip(-1), x)
-        return self.out(self.features(x))
-
-
 gen = seed_everything(SEED)
-judge = Judge().to(device)
+# Chapter 04's judge (dlnotes.models): here two conv blocks of 16 and 32 channels, a third of
+# 64 averaged over the image, and two classes.
+judge = Judge(3, 2, widths=(16, 32)).to(device)
 clf_X = torch.cat([X_small, Y_small])
 clf_y = torch.cat([torch.zeros(len(X_small)), torch.ones(len(Y_small))]).long().to(device)
-judge_config = {"code": 1, "epochs": CLF_EPOCHS, "size": SIZE, "seed": SEED, "n": len(clf_X),
+judge_config = {"epochs": CLF_EPOCHS, "size": SIZE, "seed": SEED, "n": len(clf_X),
                 "data": dataset_name}  # fmt: skip
-fit(judge, torch.optim.Adam(judge.parameters(), 1e-3), F.cross_entropy, (clf_X, clf_y),
-    epochs=CLF_EPOCHS, batch_size=32, generator=gen, progress="judge",
-    checkpoint=checkpoint_path("05_cyclegan-judge", judge_config))  # fmt: skip
+# Flipped copies (drawn from the run's generator): a zebra facing left is still a zebra.
+flips = Batches(clf_X, clf_y, 32, generator=gen, augment=functools.partial(random_crop_flip, pad=0))
+fit(judge, torch.optim.Adam(judge.parameters(), 1e-3), F.cross_entropy, flips,
+    epochs=CLF_EPOCHS, progress="judge",
+    checkpoint=checkpoint_file("05_cyclegan-judge", judge_config, code=[Judge, fit]))  # fmt: skip
 judge.eval()
 test_images = torch.cat([X_test, Y_test])
 test_labels = torch.cat([torch.zeros(len(X_test)), torch.ones(len(Y_test))]).long()

@@ -37,19 +37,19 @@
 # %% tags=["parameters"]
 PROFILE = "quick"  # smoke: seconds, for tests | quick: minutes on a CPU | full: reports' scale
 DEVICE = "auto"  # auto | cpu | cuda
-SEED = 0  # seeds the initial weights and the batch order
+SEED = 0  # seeds the initial weights and the batch order [0, 4294967295]
 STANDIN = None  # True: stand-in digits (sklearn, no dataset needed); None: profile's value
-PATCH = 7  # patch side in pixels; 7 cuts a digit into a 4×4 grid of 16 patches
-REPORT_EPOCHS = None  # epochs of the lab report's recipe (report: 50)
-REPORT_LR = 5e-05  # the report's Adam learning rate
-REPORT_BATCH = 64  # batch size for the report's recipe (not given in the report)
-SQRT_IMAGES = None  # training images of each run in the √d study
-SQRT_EPOCHS = None  # epochs of each run in the √d study
-BETTER_EPOCHS = None  # epochs of our recipe
-BETTER_DEPTH = None  # Transformer blocks in our recipe
-BETTER_DIM = 128  # embedding size in our recipe
-BETTER_HEADS = 4  # attention heads in our recipe
-BATCH = 128  # batch size of the √d study and our recipe
+PATCH = 7  # patch side in pixels; 7 cuts a digit into a 4×4 grid of 16 patches [1, 28]
+REPORT_EPOCHS = None  # epochs of the lab report's recipe (report: 50) [1, 10000]
+REPORT_LR = 5e-05  # the report's Adam learning rate (0, 1]
+REPORT_BATCH = 64  # batch size for the report's recipe (not given in the report) [1, 60000]
+SQRT_IMAGES = None  # training images of each run in the √d study [100, 60000]
+SQRT_EPOCHS = None  # epochs of each run in the √d study [1, 1000]
+BETTER_EPOCHS = None  # epochs of our recipe [1, 1000]
+BETTER_DEPTH = None  # Transformer blocks in our recipe [1, 64]
+BETTER_DIM = 128  # embedding size in our recipe [1, 4096]
+BETTER_HEADS = 4  # attention heads in our recipe [1, 256]
+BATCH = 128  # batch size of the √d study and our recipe [1, 60000]
 
 # %%
 # Sizes per profile. A parameter set above (not None) wins over its profile's value.

@@ -30,29 +30,30 @@
 # %% tags=["parameters"]
 PROFILE = "quick"  # smoke: seconds, for tests | quick: minutes on a CPU | full: more of both
 DEVICE = "auto"  # auto | cpu | cuda
-SEED = 0  # seeds the data, the initial weights and everything random after them
-N_SAMPLES = None  # half-moon points, train and test together; None takes the profile's value
-NOISE = 0.2  # standard deviation of the Gaussian noise make_moons adds to each point
-TEST_SHARE = 0.3  # share of the points held out for testing
-STEPS = None  # full-batch AdamW steps per activation; None takes the profile's value
-LR = 0.01  # AdamW learning rate
-WEIGHT_DECAY = 0.01  # AdamW weight decay (PyTorch's default)
-FRAMES = None  # decision-boundary snapshots per activation (GIF frames); None takes the profile's
-GRID = None  # grid points per axis for the decision boundary; None takes the profile's value
+SEED = 0  # seeds the data, the initial weights and everything random after them [0, 4294967295]
+N_SAMPLES = None  # half-moon points, train and test together [20, 1000000]
+NOISE = 0.2  # standard deviation of the Gaussian noise make_moons adds to each point [0, 10]
+TEST_SHARE = 0.3  # share of the points held out for testing (0, 1)
+STEPS = None  # full-batch AdamW steps per activation; None takes the profile's value [1, 1000000]
+LR = 0.01  # AdamW learning rate (0, 1]
+WEIGHT_DECAY = 0.01  # AdamW weight decay (PyTorch's default) [0, 1]
+FRAMES = None  # decision-boundary snapshots per activation (GIF frames) [1, 1000]
+GRID = None  # grid points per axis for the decision boundary [2, 1000]
 ACTIVATIONS = "all"  # comma-separated activation names to train, or "all"
+SEEDS = None  # initial weights each verdict is taken over: SEED, SEED + 1, … [1, 100]
 
 # %%
 # Sizes per profile. A parameter set above (not None) wins over its profile's value.
 PROFILES = {
-    "smoke": {"N_SAMPLES": 200, "STEPS": 60, "FRAMES": 3, "GRID": 24},
-    "quick": {"N_SAMPLES": 1000, "STEPS": 3000, "FRAMES": 20, "GRID": 90},
-    "full": {"N_SAMPLES": 2000, "STEPS": 10000, "FRAMES": 40, "GRID": 140},
+    "smoke": {"N_SAMPLES": 200, "STEPS": 60, "FRAMES": 3, "GRID": 24, "SEEDS": 2},
+    "quick": {"N_SAMPLES": 1000, "STEPS": 3000, "FRAMES": 20, "GRID": 90, "SEEDS": 5},
+    "full": {"N_SAMPLES": 2000, "STEPS": 10000, "FRAMES": 40, "GRID": 140, "SEEDS": 5},
 }
 
 from dlnotes.params import from_profile
 
-N_SAMPLES, STEPS, FRAMES, GRID = from_profile(
-    PROFILES, PROFILE, N_SAMPLES=N_SAMPLES, STEPS=STEPS, FRAMES=FRAMES, GRID=GRID
+N_SAMPLES, STEPS, FRAMES, GRID, SEEDS = from_profile(
+    PROFILES, PROFILE, N_SAMPLES=N_SAMPLES, STEPS=STEPS, FRAMES=FRAMES, GRID=GRID, SEEDS=SEEDS
 )
 
 # %% [markdown]
@@ -76,6 +77,7 @@ from sklearn.model_selection import train_test_split
 from torch import nn
 
 from dlnotes.env import describe_device, pick_device, seed_everything
+from dlnotes.models import n_params
 from dlnotes.report import publish
 from dlnotes.train import binary_accuracy, evaluate, fit
 from dlnotes.viz import (
@@ -185,7 +187,7 @@ class MLP(nn.Module):
 
 
 print(MLP("relu"))
-print("parameters:", sum(p.numel() for p in MLP("relu").parameters()))
+print("parameters:", n_params(MLP("relu")))
 
 # %% [markdown]
 # ## Training
@@ -249,9 +251,9 @@ print(f"trained {len(runs)} networks in {train_seconds:.1f} s")
 # %% [markdown]
 # ## Which nonlinearities fit the data?
 #
-# The table gives each network's final loss and accuracy. We call a network *fitted* when its
-# training accuracy reaches 95%: with this much noise a handful of points sit on the wrong side of
-# any sensible boundary, and a straight line stays near 86%.
+# The table gives each network's final loss and accuracy. We call a run *fitted* when its training
+# accuracy reaches 95%: with this much noise a handful of points sit on the wrong side of any
+# sensible boundary, and a straight line stays near 86%.
 
 # %%
 FIT_THRESHOLD = 0.95
@@ -272,7 +274,6 @@ for name, run in runs.items():
             "test acc": test_acc,
             "train loss": train_loss,
             "test loss": test_loss,
-            "fitted": train_acc >= FIT_THRESHOLD,
             "non-finite steps": int((~np.isfinite(losses)).sum()),
             "seconds": run["seconds"],
         }
@@ -285,7 +286,6 @@ display(
     )
 )
 
-report_rows = results.drop(index="identity", errors="ignore")
 metrics = publish(
     **{f"train_acc_{n}": results.loc[n, "train acc"] for n in results.index},
     **{f"test_acc_{n}": results.loc[n, "test acc"] for n in results.index},
@@ -294,24 +294,80 @@ metrics = publish(
         for n in results.index
     },
     **{f"nonfinite_steps_{n}": results.loc[n, "non-finite steps"] for n in results.index},
-    # Counts over the report's twelve activations; our linear control is left out of them.
-    n_activations=len(report_rows),
-    n_fitted=int(report_rows["fitted"].sum()),
-    n_agree_with_report=int((report_rows["fitted"] == report_rows.index.map(REPORT_FITS)).sum()),
     train_seconds=train_seconds,
     steps=STEPS,
     n_train=len(X_train_np),
 )
 
 # %% [markdown]
-# Of the lab report's {glue:text}`n_activations:d` activations, {glue:text}`n_fitted:d` reach the
-# threshold here, and {glue:text}`n_agree_with_report:d` verdicts agree with the report's. ReLU ends
-# at {glue:text}`test_acc_relu:.1%` test accuracy, sorting at {glue:text}`test_acc_sort:.1%`, the
-# sign function at {glue:text}`test_acc_sign:.1%`, and our linear control at
+# One run decides little for a network that ends near the threshold: another starting point, or the
+# rounding of another processor, can put it on the other side. So every network is trained again
+# from {glue:text}`n_seeds_extra:d` more sets of initial weights (seeds `SEED + 1`, `SEED + 2`, …; the
+# data stay the same), and a nonlinearity counts as *fitting* when most of its runs reach the
+# threshold.
+
+
+# %%
+def final_train_acc(name, seed):
+    """Return the training accuracy of `name`'s network trained from the weights of `seed`."""
+    seed_everything(seed)
+    model = MLP(name).to(device)
+    opt = torch.optim.AdamW(model.parameters(), lr=LR, weight_decay=WEIGHT_DECAY)
+    fit(model, opt, loss_fn, (X_train, y_train), epochs=STEPS, progress=False)
+    return evaluate(model, loss_fn, X_train, y_train, metric=binary_accuracy)[1]
+
+
+seeds = range(SEED, SEED + SEEDS)
+seed_accs = pd.DataFrame(  # (seeds, activations); the first seed is the run above
+    {n: [results.loc[n, "train acc"]] + [final_train_acc(n, s) for s in seeds[1:]] for n in runs},
+    index=pd.Index(seeds, name="seed"),
+)
+fits = seed_accs >= FIT_THRESHOLD
+results["fitted"] = fits.mean() > 0.5
+verdicts = pd.DataFrame(
+    {
+        "lab report": results["lab report"],
+        "runs that fit": fits.sum().map(lambda k: f"{k} of {SEEDS}"),
+        "train acc, lowest": seed_accs.min(),
+        "train acc, highest": seed_accs.max(),
+        "verdict": np.where(results["fitted"], "fits", "fails"),
+    }
+)
+display(verdicts.style.format({c: "{:.3f}" for c in ["train acc, lowest", "train acc, highest"]}))
+
+# Counts over the report's twelve activations; our linear control is left out of them.
+report_names = [n for n in runs if n != "identity"]
+report_fits = pd.Series({n: REPORT_FITS[n] for n in report_names})
+per_seed_fitted = fits[report_names].sum(axis=1)
+per_seed_agree = (fits[report_names] == report_fits).sum(axis=1)
+verdict_metrics = publish(
+    **{f"fit_share_{n}": fits[n].mean() for n in runs},
+    n_seeds=SEEDS,
+    n_seeds_extra=SEEDS - 1,
+    n_activations=len(report_names),
+    n_fitted=int(results.loc[report_names, "fitted"].sum()),
+    n_fitted_every_seed=int(fits[report_names].all().sum()),
+    n_fitted_some_seed=int(fits[report_names].any().sum()),
+    n_fitted_min=int(per_seed_fitted.min()),
+    n_fitted_max=int(per_seed_fitted.max()),
+    n_agree_with_report=int((results.loc[report_names, "fitted"] == report_fits).sum()),
+    n_agree_min=int(per_seed_agree.min()),
+    n_agree_max=int(per_seed_agree.max()),
+)
+
+# %% [markdown]
+# Of the lab report's {glue:text}`n_activations:d` activations, {glue:text}`n_fitted:d` fit from
+# most starting points ({glue:text}`n_fitted_every_seed:d` from every one of the
+# {glue:text}`n_seeds:d`, {glue:text}`n_fitted_some_seed:d` from at least one); a single seed would
+# have said between {glue:text}`n_fitted_min:d` and {glue:text}`n_fitted_max:d`. Taken over the
+# seeds, {glue:text}`n_agree_with_report:d` verdicts agree with the report's (a single seed:
+# {glue:text}`n_agree_min:d` to {glue:text}`n_agree_max:d`). In the first run ReLU ends at
+# {glue:text}`test_acc_relu:.1%` test accuracy, sorting at {glue:text}`test_acc_sort:.1%`, the sign
+# function at {glue:text}`test_acc_sign:.1%`, and our linear control at
 # {glue:text}`test_acc_identity:.1%`.
 #
-# The final decision boundaries side by side: blue for class 0, red for class 1, ten bands of
-# predicted probability, the training points on top.
+# The final decision boundaries of the first run side by side: blue for class 0, red for class 1,
+# ten bands of predicted probability, the training points on top.
 
 # %%
 cols = 4
@@ -466,12 +522,12 @@ grad_metrics = publish(
 #
 # The lab report concluded that the activation mainly decides how a network *generalises*, while
 # the power to fit the training data comes from backpropagation. We can test the first half
-# directly: take the networks that fit, and measure how often they agree with each other on the
-# test points (drawn from the same distribution as the training data) and on points far from any
-# training data.
+# directly: take the networks of the first run that fit, and measure how often they agree with each
+# other on the test points (drawn from the same distribution as the training data) and on points
+# far from any training data.
 
 # %%
-fitted = [n for n in runs if results.loc[n, "fitted"]]
+fitted = [n for n in runs if fits.loc[SEED, n]]
 rng = np.random.default_rng(SEED)
 far = rng.uniform([-6, -6], [7, 6], size=(20000, 2))
 dist = np.sqrt(((far[:, None, :] - X_train_np[None, ::5, :]) ** 2).sum(-1)).min(1)
@@ -492,24 +548,27 @@ def agreement(preds):
 
 
 near_agree, far_agree = agreement(predictions(X_test)), agreement(predictions(far))
-fig, axes = plt.subplots(1, 2, figsize=(11, 4.4))
-for ax, table, title in [
-    (axes[0], near_agree, "test points"),
-    (axes[1], far_agree, "far from the data"),
-]:
-    sns.heatmap(
-        table,
-        vmin=0.5,
-        vmax=1,
-        cmap="viridis",
-        annot=len(fitted) <= 10,
-        fmt=".2f",
-        ax=ax,
-        cbar_kws={"label": "share of points with the same prediction"},
-    )
-    ax.set(title=f"agreement on {title}", xlabel="activation", ylabel="activation")
-fig.tight_layout()
-plt.show()
+if len(fitted) > 1:
+    fig, axes = plt.subplots(1, 2, figsize=(11, 4.4))
+    for ax, table, title in [
+        (axes[0], near_agree, "test points"),
+        (axes[1], far_agree, "far from the data"),
+    ]:
+        sns.heatmap(
+            table,
+            vmin=0.5,
+            vmax=1,
+            cmap="viridis",
+            annot=len(fitted) <= 10,
+            fmt=".2f",
+            ax=ax,
+            cbar_kws={"label": "share of points with the same prediction"},
+        )
+        ax.set(title=f"agreement on {title}", xlabel="activation", ylabel="activation")
+    fig.tight_layout()
+    plt.show()
+else:
+    print(f"{len(fitted)} network(s) fit in this run: agreement needs two")
 
 off_diagonal = ~np.eye(len(fitted), dtype=bool)
 with torch.inference_mode():
@@ -518,9 +577,9 @@ with torch.inference_mode():
     }
 agreement_metrics = publish(
     n_far_points=len(far),
-    agree_near=float(near_agree.values[off_diagonal].mean()) if len(fitted) > 1 else 1.0,
-    agree_far=float(far_agree.values[off_diagonal].mean()) if len(fitted) > 1 else 1.0,
-    agree_far_min=float(far_agree.values[off_diagonal].min()) if len(fitted) > 1 else 1.0,
+    agree_near=float(near_agree.values[off_diagonal].mean()) if len(fitted) > 1 else np.nan,
+    agree_far=float(far_agree.values[off_diagonal].mean()) if len(fitted) > 1 else np.nan,
+    agree_far_min=float(far_agree.values[off_diagonal].min()) if len(fitted) > 1 else np.nan,
     # Share of far points where a network's logit is not a finite number (overflow).
     **{f"nonfinite_far_{n}": share for n, share in nonfinite_far.items()},
 )
@@ -531,7 +590,7 @@ agreement_metrics = publish(
 
 # %%
 wide_points, wide_extent = boundary_grid(np.array([[-6.0, -6.0], [7.0, 6.0]]), n=GRID, pad=0.0)
-n_rows = int(np.ceil(len(fitted) / cols))
+n_rows = max(1, int(np.ceil(len(fitted) / cols)))
 fig, axes = plt.subplots(n_rows, cols, figsize=(2.6 * cols, 2.4 * n_rows), squeeze=False, dpi=64)
 for ax, name in zip(axes.flat, fitted, strict=False):
     plot_boundary(
@@ -568,27 +627,29 @@ plt.show()
 # ## Lab report and this run
 #
 # The report listed which activations fit the data but gave no accuracies, so the comparison is by
-# verdict. Ours come from the table above, at the profile and device printed here.
+# verdict. Ours are taken over the seeds, at the profile and device printed here; the accuracies
+# are the first run's.
 
 # %%
 comparison = pd.DataFrame(
     {
         "lab report": results["lab report"],
-        "this run": np.where(results["fitted"], "fits", "fails"),
+        "this run": verdicts["verdict"] + " (" + verdicts["runs that fit"] + ")",
         "train acc": results["train acc"].map("{:.3f}".format),
         "test acc": results["test acc"].map("{:.3f}".format),
     }
 )
-print(f"profile {PROFILE}, device {describe_device(device)}, {STEPS} steps, lr {LR}")
+print(f"profile {PROFILE}, device {describe_device(device)}, {STEPS} steps, lr {LR}, {SEEDS} seeds")
 display(comparison)
 
 # %% [markdown]
 # ## Summary
 #
-# - In this run {glue:text}`n_fitted:d` of the report's {glue:text}`n_activations:d` nonlinearities
-#   fit two half-moons with a 2→10→10→1 network, sorting and reordering included, and
-#   {glue:text}`n_agree_with_report:d` of the verdicts match the report's. A network without a
-#   nonlinearity does not fit.
+# - Taken over {glue:text}`n_seeds:d` starting points, {glue:text}`n_fitted:d` of the report's
+#   {glue:text}`n_activations:d` nonlinearities fit two half-moons with a 2→10→10→1 network,
+#   sorting and reordering included, and {glue:text}`n_agree_with_report:d` of the verdicts match
+#   the report's; one seed alone gives between {glue:text}`n_fitted_min:d` and
+#   {glue:text}`n_fitted_max:d`. A network without a nonlinearity does not fit.
 # - The failures have visible causes in the run: zero gradients through `sign`, exploding
 #   activations at the poles of 1/x and tan.
 # - Networks that fit agree where the data is and disagree away from it: the nonlinearity shapes
