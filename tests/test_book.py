@@ -178,3 +178,43 @@ def test_benchmark_page_shows_the_committed_results_in_both_languages(site):
         assert "cpu.png" in page
         if not (ROOT / "book" / "bench" / "cuda.json").exists():
             assert missing in page
+
+
+def _text(dom: str) -> str:
+    """Return the visible text of an HTML document (scripts and styles left out)."""
+    dom = re.sub(r"<(script|style)\b[^>]*>.*?</\1>", "", dom, flags=re.S)
+    return re.sub(r"<[^>]+>", " ", dom)
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("language", ["en", "zh"])
+def test_formulas_typeset_offline_in_a_real_browser(site, language):
+    import os
+    import shutil
+    import subprocess
+
+    browser = shutil.which("chromium") or shutil.which("chromium-browser")
+    if browser is None:
+        if os.environ.get("CI"):
+            pytest.fail("chromium is missing: .ci/run installs it with apt-get")
+        pytest.skip("chromium is not installed here (apt-get install chromium)")
+    checked = 0
+    for page in sorted((site / language / "chapters").glob("*.html")):
+        html_text = page.read_text(encoding="utf-8")
+        spans = html_text.count('class="math')
+        if not spans:
+            continue
+        # MathJax comes from the site itself, not from a CDN.
+        sources = re.findall(r'<script[^>]+src="([^"]*mathjax[^"]*)"', html_text)
+        assert sources and all("://" not in s for s in sources), (page.name, sources)
+        assert (page.parent / sources[0]).resolve().is_file()
+        # Over file://, with no network: every formula is typeset, none left as raw TeX.
+        dom = subprocess.run(
+            [browser, "--headless", "--no-sandbox", "--disable-gpu", "--virtual-time-budget=20000",
+             "--dump-dom", page.as_uri()],
+            capture_output=True, text=True, timeout=180,
+        ).stdout  # fmt: skip
+        assert dom.count("<mjx-container") >= spans, (page.name, dom.count("<mjx-container"), spans)
+        assert "\\(" not in _text(dom), f"{page.name}: raw TeX left on the page"
+        checked += 1
+    assert checked >= 5  # chapters 01-06 have formulas
