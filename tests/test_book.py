@@ -218,3 +218,29 @@ def test_formulas_typeset_offline_in_a_real_browser(site, language):
         assert "\\(" not in _text(dom), f"{page.name}: raw TeX left on the page"
         checked += 1
     assert checked >= 5  # chapters 01-06 have formulas
+
+
+class _External(HTMLParser):
+    """Collects the URLs a page would fetch from elsewhere: script, link, img and iframe."""
+
+    ATTRS = {"script": "src", "link": "href", "img": "src", "iframe": "src", "source": "src"}
+
+    def __init__(self):
+        super().__init__()
+        self.urls = []
+
+    def handle_starttag(self, tag, attrs):
+        value = dict(attrs).get(self.ATTRS.get(tag, ""), "") or ""
+        if re.match(r"(https?:)?//", value):
+            self.urls.append(f"<{tag}> {value}")
+
+
+@pytest.mark.slow
+def test_no_page_fetches_anything_from_elsewhere(site):
+    found = {}
+    for page in sorted(site.rglob("*.html")):
+        parser = _External()
+        parser.feed(page.read_text(encoding="utf-8"))
+        if parser.urls:
+            found[str(page.relative_to(site))] = sorted(set(parser.urls))
+    assert not found, found
