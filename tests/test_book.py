@@ -188,7 +188,7 @@ def _text(dom: str) -> str:
 
 @pytest.mark.slow
 @pytest.mark.parametrize("language", ["en", "zh"])
-def test_formulas_typeset_offline_in_a_real_browser(site, language):
+def test_pages_in_a_real_browser_typeset_formulas_offline_without_console_errors(site, language):
     import os
     import shutil
     import subprocess
@@ -198,26 +198,46 @@ def test_formulas_typeset_offline_in_a_real_browser(site, language):
         if os.environ.get("CI"):
             pytest.fail("chromium is missing: .ci/run installs it with apt-get")
         pytest.skip("chromium is not installed here (apt-get install chromium)")
-    checked = 0
+    with_formulas = 0
     for page in sorted((site / language / "chapters").glob("*.html")):
         html_text = page.read_text(encoding="utf-8")
+        # Over file://, with no network; the console goes to stderr.
+        run = subprocess.run(
+            [browser, "--headless", "--no-sandbox", "--disable-gpu", "--virtual-time-budget=20000",
+             "--enable-logging=stderr", "--v=0", "--dump-dom", page.as_uri()],
+            capture_output=True, text=True, timeout=180,
+        )  # fmt: skip
+        errors = [ln for ln in run.stderr.splitlines() if ":CONSOLE" in ln and "Uncaught" in ln]
+        assert not errors, (page.name, errors)
         spans = html_text.count('class="math')
         if not spans:
             continue
-        # MathJax comes from the site itself, not from a CDN.
+        # MathJax comes from the site itself, not from a CDN, and typesets every formula.
         sources = re.findall(r'<script[^>]+src="([^"]*mathjax[^"]*)"', html_text)
         assert sources and all("://" not in s for s in sources), (page.name, sources)
         assert (page.parent / sources[0]).resolve().is_file()
-        # Over file://, with no network: every formula is typeset, none left as raw TeX.
-        dom = subprocess.run(
-            [browser, "--headless", "--no-sandbox", "--disable-gpu", "--virtual-time-budget=20000",
-             "--dump-dom", page.as_uri()],
-            capture_output=True, text=True, timeout=180,
-        ).stdout  # fmt: skip
+        dom = run.stdout
         assert dom.count("<mjx-container") >= spans, (page.name, dom.count("<mjx-container"), spans)
         assert "\\(" not in _text(dom), f"{page.name}: raw TeX left on the page"
-        checked += 1
-    assert checked >= 5  # chapters 01-06 have formulas
+        with_formulas += 1
+    assert with_formulas >= 5  # chapters 01-06 have formulas
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize(("language", "word"), [("en", "profile"), ("zh", "配置")])
+def test_chapter_pages_put_the_lesson_before_the_machinery(site, language, word):
+    for page in sorted((site / language / "chapters").glob("*.html")):
+        text = page.read_text(encoding="utf-8")
+        # papermill's injected cell is gone; the provenance is a banner under the title.
+        assert "tag_injected-parameters" not in text, page.name
+        banner = re.search(r'<p class="dlnotes-banner"[^>]*>([^<]+)</p>', text)
+        assert banner and banner.group(1).startswith(f"{word} "), page.name
+        assert "torch " in banner.group(1), page.name
+        # The parameters cell folds behind a toggle (its input hidden, nothing removed).
+        params = text.index('class="cell tag_parameters')
+        assert "<details" in text[params : params + 400], page.name
+        # Inline scripts are not added twice (a second THEBE_JS_URL is a console error).
+        assert text.count("const THEBE_JS_URL") <= 1, page.name
 
 
 class _External(HTMLParser):

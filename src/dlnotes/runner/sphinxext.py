@@ -9,18 +9,17 @@ from __future__ import annotations
 import html
 import json
 import logging
-import re
 from pathlib import Path
 
 import yaml
 from docutils import nodes
 from sphinx.util.docutils import SphinxDirective
 
+from . import pages
+
 __all__ = [
     "setup",
     "twin_link",
-    "drop_widget_views",
-    "drop_cdn_links",
     "OverviewTable",
     "DatasetTable",
     "BenchTables",
@@ -224,58 +223,11 @@ def _table(headers: list[str], rows: list[list[str]]) -> nodes.table:
     return table
 
 
-WIDGET_VIEW = "application/vnd.jupyter.widget-view+json"
-
-
-def drop_widget_views(app, doctree, docname) -> int:
-    """Remove ipywidgets views from the static pages; return how many were removed.
-
-    Without a kernel their Python callbacks never run, and without a widget manager (the only
-    one myst-nb offers comes from a CDN, so the book loads none) a view draws nothing but a blank
-    strip. Each chapter shows a static fallback of its explorer instead. An output block left
-    empty is removed with its view.
-    """
-    removed = 0
-    for node in list(doctree.findall(nodes.raw)):
-        if WIDGET_VIEW not in node.astext():
-            continue
-        parent = node.parent
-        parent.remove(node)
-        removed += 1
-        while parent is not None and not parent.children and parent.parent is not None:
-            grand = parent.parent
-            grand.remove(parent)
-            if "cell_output" in parent.get("classes", []):
-                break
-            parent = grand
-    return removed
-
-
-# matplotlib's to_jshtml links Font Awesome 4 from a CDN for its buttons; the book's theme already
-# serves Font Awesome 6 (with the version-4 names) from the site and draws those icons itself.
-_FONT_AWESOME_CDN = re.compile(
-    r"<link[^>]+href=\"https?://[^\"]*font-awesome[^\"]*\"[^>]*>\s*", re.S
-)
-
-
-def drop_cdn_links(app, doctree, docname) -> int:
-    """Remove the Font Awesome CDN link from raw HTML outputs; return how many were removed."""
-    removed = 0
-    for node in list(doctree.findall(nodes.raw)):
-        text = node.astext()
-        cleaned, n = _FONT_AWESOME_CDN.subn("", text)
-        if n:
-            node.replace_self(nodes.raw("", cleaned, format=node.get("format", "html")))
-            removed += n
-    return removed
-
-
 def setup(app):
     # Sphinx's Chinese search loads jieba, which logs its dictionary build at INFO on every build.
     logging.getLogger("jieba").setLevel(logging.WARNING)
     app.connect("html-page-context", _add_twin_link)
-    app.connect("doctree-resolved", drop_widget_views)
-    app.connect("doctree-resolved", drop_cdn_links)
+    pages.setup(app)
     app.add_directive("dlnotes-overview", OverviewTable)
     app.add_directive("dlnotes-datasets", DatasetTable)
     app.add_directive("dlnotes-bench", BenchTables)
