@@ -264,3 +264,19 @@ def test_no_page_fetches_anything_from_elsewhere(site):
         if parser.urls:
             found[str(page.relative_to(site))] = sorted(set(parser.urls))
     assert not found, found
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize(
+    ("term", "chapter"),
+    [("激活函数", "07_activations"), ("卷积网络", "02_cnn"), ("生成对抗网络", "04_gan"),
+     ("注意力", "06_vit")],
+)  # fmt: skip
+def test_chinese_search_finds_a_chapter_by_its_title_term(site, term, chapter):
+    text = (site / "zh" / "searchindex.js").read_text(encoding="utf-8")
+    index = json.loads(text[text.index("(") + 1 : text.rindex(")")])
+    found = set()
+    for key in ("terms", "titleterms"):
+        docs = index[key].get(term, [])
+        found |= {index["docnames"][i] for i in ([docs] if isinstance(docs, int) else docs)}
+    assert f"chapters/{chapter}" in found, (term, sorted(found))
