@@ -238,6 +238,9 @@ def test_chapter_pages_put_the_lesson_before_the_machinery(site, language, word)
         assert "<details" in text[params : params + 400], page.name
         # Inline scripts are not added twice (a second THEBE_JS_URL is a console error).
         assert text.count("const THEBE_JS_URL") <= 1, page.name
+        # One search box: the header's; the sidebar's second one is gone.
+        sidebar = text[text.index('class="bd-sidebar-primary') : text.index("<main")]
+        assert "search-button-field" not in sidebar, page.name
 
 
 class _External(HTMLParser):
