@@ -117,6 +117,8 @@ def checkpoint_file(name: str, config: dict, *, code=(), root: str | Path | None
 
 
 def _rng_states(generators) -> dict:
+    # `train.fit` still keeps its own copy of this (and of the loading below); `fit` moves onto
+    # save_state/load_state with chapter 06's next re-execution, whose fingerprint covers it.
     states = {"torch": torch.get_rng_state()}
     if torch.cuda.is_available() and torch.cuda.is_initialized():
         states["cuda"] = torch.cuda.get_rng_state_all()

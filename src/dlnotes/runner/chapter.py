@@ -192,9 +192,18 @@ class Chapter:
 
     # --- the committed report ---
     def _read_report(self):
+        """Return the report notebook (None if absent), read once while the file is unchanged:
+        `dlnotes book` asks a chapter for its staleness, settings and text, and a report can be
+        several megabytes."""
         import nbformat
 
-        return nbformat.read(self.report, as_version=4) if self.report.exists() else None
+        if not self.report.exists():
+            return None
+        stat = self.report.stat()
+        key = (stat.st_mtime_ns, stat.st_size)
+        if getattr(self, "_report_cache", (None, None))[0] != key:
+            self._report_cache = (key, nbformat.read(self.report, as_version=4))
+        return self._report_cache[1]
 
     @property
     def recorded(self) -> dict[str, Any]:
@@ -260,5 +269,8 @@ class Chapter:
             if "parameters" in cell.metadata.get("tags", []):
                 cells.extend(injected)
         report.cells = cells
-        write_atomic(self.report, nbformat.writes(report))
+        try:
+            write_atomic(self.report, nbformat.writes(report))
+        finally:  # the cached copy was edited in place: read the file afresh next time
+            self._report_cache = (None, None)
         return True
