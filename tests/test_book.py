@@ -152,8 +152,15 @@ def test_chinese_headings_are_translated(site):
 def test_overview_table_lists_the_reports_numbers(site):
     for folder, header in (("en", "Lab report"), ("zh", "实验报告")):
         page = (site / folder / "overview.html").read_text(encoding="utf-8")
-        assert "dlnotes-overview" in page and header in page
-        assert "07_activations" in page and "not run yet" not in page
+        assert "dlnotes-overview" in page and header in page and "not run yet" not in page
+        # Chapter titles link to the section each number comes from (ids match across languages).
+        assert 'href="chapters/02_cnn.html#resnet-18-ablations-on-small-imagenet-images"' in page
+        # Counts say what they are out of; a run below the reports' scale is marked.
+        assert re.search(r">\d+ of \d+<" if folder == "en" else r">\d+（共 \d+）<", page)
+        assert 'class="dlnotes-scale-differs' in page or "dlnotes-scale-differs" in page
+    en = (site / "en" / "overview.html").read_text(encoding="utf-8")
+    assert ">Convolutional networks: from a first CNN to ResNet ablations<" in en
+    assert "ABL_EPOCHS 25 → " in en  # the report's scale → this run's
 
 
 @pytest.mark.slow
@@ -238,6 +245,8 @@ def test_chapter_pages_put_the_lesson_before_the_machinery(site, language, word)
         assert "<details" in text[params : params + 400], page.name
         # Inline scripts are not added twice (a second THEBE_JS_URL is a console error).
         assert text.count("const THEBE_JS_URL") <= 1, page.name
+        # The English page offers its notebook; a Chinese page offers none (it would be English).
+        assert ("_sources/chapters/" in text) == (language == "en"), page.name
         # One search box: the header's; the sidebar's second one is gone.
         sidebar = text[text.index('class="bd-sidebar-primary') : text.index("<main")]
         assert "search-button-field" not in sidebar, page.name
@@ -283,3 +292,68 @@ def test_chinese_search_finds_a_chapter_by_its_title_term(site, term, chapter):
         docs = index[key].get(term, [])
         found |= {index["docnames"][i] for i in ([docs] if isinstance(docs, int) else docs)}
     assert f"chapters/{chapter}" in found, (term, sorted(found))
+
+
+def test_overview_scale_cell_compares_the_run_with_the_reports_scale():
+    from dlnotes.runner.sphinxext import scale_cell
+
+    report = {"EPOCHS": 400, "TRAIN": 60000, "WIDTH": 1.0}
+    assert scale_cell(["EPOCHS", "TRAIN"], report, dict(report), "en") == ("the report's", False)
+    text, differs = scale_cell(["EPOCHS", "TRAIN", "WIDTH"], report,
+                               {"EPOCHS": 20, "TRAIN": 60000, "WIDTH": 0.25}, "zh_CN")  # fmt: skip
+    assert differs and text == "EPOCHS 400 → 20; WIDTH 1 → 0.25"
+
+
+@pytest.fixture(scope="module")
+def browser_page():
+    """A headless Chromium page driven by Playwright (the distribution's Chromium, no network)."""
+    import os
+    import shutil
+
+    executable = shutil.which("chromium") or shutil.which("chromium-browser")
+    if executable is None:
+        if os.environ.get("CI"):
+            pytest.fail("chromium is missing: .ci/run installs it with apt-get")
+        pytest.skip("chromium is not installed here (apt-get install chromium)")
+    from playwright.sync_api import sync_playwright
+
+    with sync_playwright() as p:
+        browser = p.chromium.launch(executable_path=executable, args=["--no-sandbox"])
+        context = browser.new_context(offline=True, viewport={"width": 1280, "height": 900})
+        yield context.new_page()
+        browser.close()
+
+
+@pytest.mark.slow
+def test_the_language_link_keeps_the_section_in_view(site, browser_page):
+    section = "resnet-18-ablations-on-small-imagenet-images"
+    page = browser_page
+    page.goto((site / "en" / "chapters" / "02_cnn.html").as_uri())
+    page.locator(f"section#{section} > h2").scroll_into_view_if_needed()
+    page.evaluate(f"document.getElementById('{section}').scrollIntoView()")
+    with page.expect_navigation():
+        page.locator("a.dlnotes-twin").first.click()
+    assert page.url.endswith(f"/zh/chapters/02_cnn.html#{section}"), page.url
+    assert page.evaluate(f"document.getElementById('{section}').getBoundingClientRect().top") < 200
+
+
+@pytest.mark.slow
+def test_tables_have_one_style_and_pages_print_without_cut_code(site, browser_page):
+    page = browser_page
+    page.goto((site / "en" / "chapters" / "06_vit.html").as_uri())
+    # Numbers in results tables are right-aligned, with padding.
+    cell = page.locator(".cell_output table td.dlnotes-num").first
+    assert cell.evaluate("c => getComputedStyle(c).textAlign") == "right"
+    assert float(cell.evaluate("c => getComputedStyle(c).paddingLeft")[:-2]) >= 6
+    page.emulate_media(media="print")
+    # Printed, code wraps: no block is wider than the page, and the site's chrome is gone.
+    overflow = page.evaluate(
+        "Array.from(document.querySelectorAll('pre')).filter(p => p.offsetParent !== null)"
+        ".map(p => p.scrollWidth - p.clientWidth)"
+    )
+    assert overflow and max(overflow) <= 1, max(overflow)
+    assert (
+        page.evaluate("getComputedStyle(document.querySelector('.bd-sidebar-primary')).display")
+        == "none"
+    )
+    page.emulate_media(media="screen")

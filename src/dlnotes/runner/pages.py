@@ -21,6 +21,7 @@ __all__ = [
     "drop_widget_views",
     "drop_cdn_links",
     "FoldMachinery",
+    "drop_foreign_notebook",
 ]
 
 _PROMPTS = {"en": ("Show code", "Hide code"), "zh_CN": ("显示代码", "隐藏代码")}
@@ -61,11 +62,13 @@ class FoldMachinery(SphinxPostTransform):
 def banner_text(meta: dict, language: str) -> str:
     """Return the provenance banner: profile · device · torch · date · duration."""
     device, _, torch = str(meta.get("device", "")).partition(", torch ")
+    # env.describe_device writes "1 threads"; fixed there with the chapters' next re-execution.
+    device = device.replace("(1 threads)", "(1 thread)")
     seconds = float(meta.get("duration_s") or 0)
     minutes, rest = divmod(round(seconds), 60)
     date = str(meta.get("started", ""))[:10]
     if language == "zh_CN":
-        device = device.replace(" threads)", " 线程）").replace(" (", "（")
+        device = re.sub(r" threads?\)", " 线程）", device).replace(" (", "（")
         took = f"{minutes} 分 {rest} 秒" if minutes else f"{rest} 秒"
         parts = [f"配置 {meta.get('profile')}", device, f"torch {torch}", date, f"用时 {took}"]
     else:
@@ -153,6 +156,19 @@ def _dedupe_scripts(app, pagename, templatename, context, doctree):
     context["script_files"][:] = kept  # in place: later handlers append to the same list
 
 
+def drop_foreign_notebook(app, pagename, templatename, context, doctree):
+    """On a translated page, offer no notebook download: the notebook is the English one.
+
+    The print-to-PDF entry stays; the English page offers the notebook.
+    """
+    if (app.config.language or "en") == "en":
+        return
+    for group in context.get("header_buttons", []):
+        if group.get("label") == "download-buttons":
+            group["buttons"] = [b for b in group["buttons"] if not str(b.get("url", "")).endswith(
+                (".ipynb", ".md", ".py"))]  # fmt: skip
+
+
 def setup(app):
     """Register the page hooks (called from ``dlnotes.runner.sphinxext.setup``)."""
     app.add_post_transform(FoldMachinery)
@@ -161,3 +177,5 @@ def setup(app):
     app.connect("doctree-resolved", drop_cdn_links)
     # Early: html-page-context stops at the first handler that returns a template name.
     app.connect("html-page-context", _dedupe_scripts, priority=100)
+    # After the book theme's header buttons (priority 501).
+    app.connect("html-page-context", drop_foreign_notebook, priority=600)

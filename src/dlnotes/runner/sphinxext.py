@@ -1,5 +1,6 @@
-"""Sphinx extension for the book: a link to the other language on every page, and the overview
-table built from every chapter's metrics JSON beside the lab reports' numbers.
+"""Sphinx extension for the book: a link to the other language on every page (it keeps the
+reader's section), the overview table built from every chapter's metrics JSON beside the lab
+reports' numbers, and the book's CSS and JavaScript (``static/``: one table style, print).
 
 Enabled in ``book/_config.yml`` (``sphinx.extra_extensions``).
 """
@@ -30,10 +31,19 @@ __all__ = [
 _TWIN = {"en": ("zh", "中文", "zh-CN"), "zh_CN": ("en", "English", "en")}
 
 _HEADERS = {
-    "en": ["Chapter", "Quantity", "Lab report", "Ours", "Profile, device"],
-    "zh_CN": ["章节", "指标", "实验报告", "本书", "配置与设备"],
+    "en": [
+        "Chapter",
+        "Quantity",
+        "Lab report",
+        "Ours",
+        "Scale: report → this run",
+        "Profile, device",
+    ],
+    "zh_CN": ["章节", "指标", "实验报告", "本书", "规模：报告 → 本次运行", "配置与设备"],
 }
 _MISSING = {"en": "not run yet", "zh_CN": "尚未运行"}
+_SAME_SCALE = {"en": "the report's", "zh_CN": "与报告相同"}
+_OF = {"en": "{} of {}", "zh_CN": "{}（共 {}）"}
 
 
 def twin_link(pagename: str, language: str) -> str:
@@ -60,8 +70,29 @@ def _format(value, fmt: str) -> str:
     return format(value, fmt)
 
 
+def scale_cell(names: list[str], report: dict, run: dict, language: str) -> tuple[str, bool]:
+    """Return the scale column's text for parameters ``names`` and whether the run differs.
+
+    ``report`` holds the values at the reports' scale (the chapter's ``full`` profile, else the
+    parameter's default), ``run`` the values the report recorded.
+    """
+
+    def shown(value):
+        return f"{value:,g}" if isinstance(value, (int, float)) else str(value)
+
+    differ = [f"{n} {shown(report.get(n))} → {shown(run.get(n))}"
+              for n in names if run.get(n) != report.get(n)]  # fmt: skip
+    return ("; ".join(differ), True) if differ else (_SAME_SCALE[language], False)
+
+
 class OverviewTable(SphinxDirective):
-    """``{dlnotes-overview}`` with the path of the references YAML as its argument."""
+    """``{dlnotes-overview}`` with the path of the references YAML as its argument.
+
+    One row per lab-report number: the chapter's title linked to the section it comes from, the
+    quantity, the report's number, ours ("8 of 11" for counts), the scale (the parameters that
+    size the experiment, the reports' value → this run's; a row whose run is at another scale is
+    marked), and the run's profile and device.
+    """
 
     required_arguments = 1
 
@@ -70,31 +101,80 @@ class OverviewTable(SphinxDirective):
         ref_path = Path(self.env.relfn2path(self.arguments[0], self.env.docname)[1])
         self.env.note_dependency(str(ref_path))
         rows = yaml.safe_load(ref_path.read_text(encoding="utf-8"))
-        runs = {}  # chapter → (metrics, provenance), each report read once
-        body = []
+        runs = {}  # chapter → its run, each report read once
+        body, marks = [], []
         for row in rows:
             if row["chapter"] not in runs:
-                runs[row["chapter"]] = self._run_of(row["chapter"])
-            metrics, meta = runs[row["chapter"]]
-            if metrics is not None:
-                ours = _format(metrics.get(row["ours"]), row.get("format", ".3f"))
+                runs[row["chapter"]] = self._run_of(row["chapter"], language)
+            run = runs[row["chapter"]]
+            fmt = row.get("format", ".3f")
+            differs = False
+            if run["metrics"] is not None:
+                ours = _format(run["metrics"].get(row["ours"]), fmt)
+                if row.get("of") is not None:
+                    total = run["metrics"].get(row["of"], row["of"])
+                    ours = _OF[language].format(ours, _format(total, "d"))
+                meta = run["meta"]
                 where = f"{meta.get('profile', '?')}, {meta.get('device', '?').split(',')[0]}"
+                scale, differs = scale_cell(row.get("scale", []), run["report_scale"],
+                                            meta.get("parameters", {}), language)  # fmt: skip
             else:
-                ours, where = _MISSING[language], "—"
+                ours, where, scale = _MISSING[language], "—", "—"
             label = row["label"][language] if isinstance(row["label"], dict) else row["label"]
-            lab = _format(row.get("lab_report"), row.get("format", ".3f"))
-            body.append([row["chapter"], label, lab, ours, where])
-        return [_table(_HEADERS[language], body)]
+            lab = _format(row.get("lab_report"), fmt)
+            href = f"chapters/{row['chapter']}.html" + (f"#{row['section']}" if row.get("section")
+                                                         else "")  # fmt: skip
+            body.append([(run["title"], href), label, lab, ours, scale, where])
+            marks.append(differs)
+        table = _table(_HEADERS[language], body)
+        for row_node, differs in zip(table.findall(nodes.row), [False, *marks], strict=True):
+            if differs:
+                row_node["classes"].append("dlnotes-scale-differs")
+        return [table]
 
-    def _run_of(self, chapter: str) -> tuple[dict | None, dict]:
-        """Return a chapter's metrics (None when it has not run) and its report's provenance."""
+    def _run_of(self, chapter: str, language: str) -> dict:
+        """Return a chapter's metrics (None when it has not run), its report's provenance, its
+        title in ``language`` and its parameters at the reports' scale."""
+        from .spec import parse_parameters
+
         chapters = Path(self.env.srcdir) / "chapters"
         metrics_file = chapters / f"{chapter}.metrics.json"
         self.env.note_dependency(str(metrics_file))
+        run = {"metrics": None, "meta": {}, "title": chapter, "report_scale": {}}
         if not metrics_file.exists():
-            return None, {}
-        report = json.loads((chapters / f"{chapter}.ipynb").read_text())
-        return json.loads(metrics_file.read_text()), report.get("metadata", {}).get("dlnotes", {})
+            return run
+        import nbformat
+
+        report = nbformat.read(chapters / f"{chapter}.ipynb", as_version=4)
+        spec = parse_parameters(report)
+        full = spec.profiles.get("full", {})
+        run["report_scale"] = {n: full.get(n, p.default) for n, p in spec.params.items()}
+        run["metrics"] = json.loads(metrics_file.read_text())
+        run["meta"] = report.metadata.get("dlnotes", {})
+        heading = next((line[2:].strip() for c in report.cells if c.cell_type == "markdown"
+                        for line in c.source.splitlines() if line.startswith("# ")), chapter)  # fmt: skip
+        run["title"] = self._translated(chapter, heading, language)
+        return run
+
+    def _translated(self, chapter: str, text: str, language: str) -> str:
+        """Return ``text`` from chapter ``chapter``'s message catalog for ``language``."""
+        if language == "en":
+            return text
+        import gettext
+
+        for folder in self.config.locale_dirs:
+            mo = (
+                Path(self.env.srcdir)
+                / folder
+                / language
+                / "LC_MESSAGES"
+                / "chapters"
+                / f"{chapter}.mo"
+            )
+            if mo.exists():
+                with open(mo, "rb") as f:
+                    return gettext.GNUTranslations(f).gettext(text)
+        return text
 
 
 _DATA_WORDS = {
@@ -206,7 +286,8 @@ class BenchTables(SphinxDirective):
         return [box]
 
 
-def _table(headers: list[str], rows: list[list[str]]) -> nodes.table:
+def _table(headers: list[str], rows: list[list]) -> nodes.table:
+    """Return a table; a cell is text, or (text, href) for a link."""
     table = nodes.table(classes=["dlnotes-overview"])
     group = nodes.tgroup(cols=len(headers))
     table += group
@@ -216,14 +297,29 @@ def _table(headers: list[str], rows: list[list[str]]) -> nodes.table:
             row = nodes.row()
             for cell in line:
                 entry = nodes.entry()
-                entry += nodes.paragraph(text=str(cell))  # no source: gettext leaves it alone
+                paragraph = nodes.paragraph()  # no source: gettext leaves it alone
+                if isinstance(cell, tuple):
+                    paragraph += nodes.reference(text=cell[0], refuri=cell[1], internal=True)
+                else:
+                    paragraph += nodes.Text(str(cell))
+                entry += paragraph
                 row += entry
             part += row
         group += part
     return table
 
 
+STATIC = Path(__file__).parent / "static"  # the book's own CSS and JavaScript
+
+
+def _add_static(app):
+    app.config.html_static_path = [*app.config.html_static_path, str(STATIC)]
+
+
 def setup(app):
+    app.connect("builder-inited", _add_static)
+    app.add_css_file("dlnotes.css")
+    app.add_js_file("dlnotes.js")
     # Sphinx's Chinese search loads jieba, which logs its dictionary build at INFO on every build.
     logging.getLogger("jieba").setLevel(logging.WARNING)
     app.connect("html-page-context", _add_twin_link)
