@@ -27,6 +27,7 @@ LR = 0.1  # learning rate (0, 10]
 FAIL = False  # raise in the last cell, to test failure handling
 EDIT_SOURCE = False  # True: the run edits its own source, as a user might while it runs
 KILL = False  # True: the kernel kills itself, as the out-of-memory killer would
+SLEEP = 0  # seconds the last cell waits, to test interrupts [0, 600]
 
 # %%
 PROFILES = {"smoke": {"STEPS": 2}, "quick": {"STEPS": 5}, "full": {"STEPS": 50}}
@@ -50,7 +51,12 @@ if EDIT_SOURCE:
 if KILL:
     os.kill(os.getpid(), 9)
 
+publish(threads=int(os.environ.get("OMP_NUM_THREADS", "0")))
+
 # %%
+import time
+
+time.sleep(SLEEP)
 if FAIL:
     raise RuntimeError("asked to fail")
 """

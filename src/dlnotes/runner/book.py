@@ -9,6 +9,7 @@ from pathlib import Path
 from ..files import write_atomic
 from .chapter import Chapter, ChapterError, list_chapters
 from .execute import run_chapter
+from .parallel import ChapterJob, run_jobs, summary_table
 
 __all__ = ["LANGUAGES", "build_book", "build_language", "update_catalogs", "write_root_index"]
 
@@ -81,15 +82,19 @@ def build_book(
     execute: bool = True,
     profile: str | None = None,
     languages=None,
+    parallel: dict | None = None,
 ) -> Path:
     """Bring every report up to date, then build the site; return the site folder.
 
     A chapter whose code changed is re-executed with the profile and parameters its report was
     made with (a page run at ``full`` stays at ``full``), or at ``profile`` alone when one is
     given; a missing report is executed at ``profile`` or ``quick``. A chapter whose prose alone
-    changed gets the new prose without re-execution.
+    changed gets the new prose without re-execution. ``parallel`` (``workers``, ``executor``
+    and the Slurm options of :func:`dlnotes.runner.parallel.run_jobs`) runs the stale chapters
+    as parallel jobs; the site is built only when every one succeeded.
     """
     book = root / "book"
+    stale = []
     for name in list_chapters(root):
         chapter = Chapter(root, name)
         reasons = chapter.staleness()
@@ -107,9 +112,21 @@ def build_book(
                 chosen = recorded or "quick"
             shown = "".join(f" -p {k} {v}" for k, v in overrides.items())
             print(f"{name}: re-executing at profile {chosen}{shown}, because: {why}")
-            run_chapter(root, chapter, profile=chosen, overrides=overrides)
+            if parallel is None:
+                run_chapter(root, chapter, profile=chosen, overrides=overrides)
+            else:
+                stale.append(ChapterJob(str(root), name, chosen, dict(overrides)))
         elif chapter.refresh():
             print(f"{name}: text refreshed from the source (same code, outputs kept)")
+    if stale:
+        outcomes = run_jobs(stale, **{"folder": root / "build" / "jobs", **parallel})
+        print(summary_table(outcomes))
+        failed = [o.chapter for o in outcomes if o.status != "ok"]
+        if failed:
+            raise ChapterError(
+                f"not built: {', '.join(failed)} did not finish (above); their old reports are "
+                "unchanged, the others are installed"
+            )
     site = Path(output) if output else book / "_build" / "site"
     languages = languages or list(LANGUAGES)
     for language in languages:

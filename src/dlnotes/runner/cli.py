@@ -16,7 +16,12 @@ def _parser() -> argparse.ArgumentParser:
     sub = parser.add_subparsers(dest="command", required=True)
 
     run = sub.add_parser("run", help="execute a chapter with papermill and write its report")
-    run.add_argument("chapter", nargs="?", help="chapter name, e.g. 07_activations (or 07)")
+    run.add_argument(
+        "chapter",
+        nargs="*",
+        help="chapter names, e.g. 07_activations (or 07); several run in parallel",
+    )
+    run.add_argument("--all", action="store_true", help="run every chapter")
     run.add_argument("--list", action="store_true", help="list the chapters and their parameters")
     run.add_argument("--profile", choices=["smoke", "quick", "full"], help="size profile")
     run.add_argument(
@@ -42,9 +47,17 @@ def _parser() -> argparse.ArgumentParser:
         help="fail the run if one cell takes longer (default: no limit)",
     )
 
+    run.add_argument(
+        "--output-dir",
+        type=Path,
+        help="folder for the reports of several chapters (default book/chapters)",
+    )
+    _parallel_options(run)
+
     book = sub.add_parser(
         "book", help="re-execute stale chapters, then build the site in both languages"
     )
+    _parallel_options(book)
     book.add_argument(
         "--no-execute",
         action="store_true",
@@ -81,6 +94,26 @@ def _parser() -> argparse.ArgumentParser:
     return parser
 
 
+def _parallel_options(parser: argparse.ArgumentParser) -> None:
+    group = parser.add_argument_group("parallel chapters (one device per worker)")
+    group.add_argument(
+        "--jobs", type=int, default=1, metavar="N",
+        help="chapters at once; each worker gets one GPU, or an even share of the CPU cores",
+    )  # fmt: skip
+    group.add_argument(
+        "--executor", choices=["local", "slurm"],
+        help="run each chapter as a submitit job: local subprocesses, or one Slurm job per chapter",
+    )  # fmt: skip
+    group.add_argument("--partition", help="Slurm partition (with --executor slurm)")
+    group.add_argument(
+        "--gpus-per-job", type=int, default=1, metavar="N", help="GPUs per Slurm job (default 1)"
+    )
+    group.add_argument(
+        "--time", type=int, default=24 * 60, metavar="MINUTES",
+        help="time limit of each Slurm job (default 1440)",
+    )  # fmt: skip
+
+
 def main(argv: list[str] | None = None) -> int:
     """Entry point of the ``dlnotes`` console script; returns the exit status."""
     args = _parser().parse_args(argv)
@@ -103,6 +136,7 @@ def main(argv: list[str] | None = None) -> int:
                 execute=not args.no_execute,
                 profile=args.profile,
                 languages=args.language,
+                parallel=_parallel_settings(root, args),
             )
             print(f"built {site / 'index.html'}")
             return 0
@@ -122,40 +156,90 @@ def main(argv: list[str] | None = None) -> int:
 
 
 def _run(root: Path, args) -> int:
-    from .chapter import Chapter
-    from .execute import describe_chapters, run_chapter
+    from .chapter import Chapter, list_chapters
+    from .execute import describe_chapters, preflight, run_chapter
+    from .parallel import ChapterJob
 
-    if args.list and args.chapter:
+    if args.list and (args.chapter or args.all):
         print("dlnotes run: --list takes no chapter", file=sys.stderr)
         return 2
     if args.list:
         print(describe_chapters(root))
         return 0
-    if not args.chapter:
+    if args.all and args.chapter:
+        print("dlnotes run: give chapters or --all, not both", file=sys.stderr)
+        return 2
+    names = list_chapters(root) if args.all else [Chapter(root, c).name for c in args.chapter]
+    if not names:
         print("dlnotes run: name a chapter, or use --list to see them", file=sys.stderr)
         return 2
-    names = [name for name, _ in args.param]
-    repeated = sorted({n for n in names if names.count(n) > 1})
-    if repeated:
-        print(
-            f"dlnotes run: -p {', '.join(repeated)} given more than once; give each parameter once",
-            file=sys.stderr,
-        )
+    given = [name for name, _ in args.param]
+    repeated = sorted({n for n in given if given.count(n) > 1})
+    twice = sorted({n for n in names if names.count(n) > 1})
+    if repeated or twice:
+        what, kind = (f"-p {', '.join(repeated)}", "parameter") if repeated else (
+            f"chapter {', '.join(twice)}", "chapter")  # fmt: skip
+        print(f"dlnotes run: {what} given more than once; give each {kind} once", file=sys.stderr)
         return 2
-    result = run_chapter(
-        root,
-        Chapter(root, args.chapter),
-        profile=args.profile,
-        overrides=dict(args.param),
-        device=args.device,
-        output=args.output,
-        progress=not args.no_progress,
-        cell_timeout=args.cell_timeout,
-    )
-    print(
-        f"{result.chapter}: {result.report} ({result.seconds:.1f} s, {len(result.metrics)} metrics)"
-    )
-    return 0
+    parallel = _parallel_settings(root, args)
+    if len(names) == 1 and parallel is None and args.output_dir is None:
+        result = run_chapter(
+            root,
+            Chapter(root, names[0]),
+            profile=args.profile,
+            overrides=dict(args.param),
+            device=args.device,
+            output=args.output,
+            progress=not args.no_progress,
+            cell_timeout=args.cell_timeout,
+        )
+        print(
+            f"{result.chapter}: {result.report} ({result.seconds:.1f} s, "
+            f"{len(result.metrics)} metrics)"
+        )
+        return 0
+    if args.output is not None:
+        print("dlnotes run: --output names one report; use --output-dir for several chapters",
+              file=sys.stderr)  # fmt: skip
+        return 2
+    jobs = []
+    for name in names:
+        chapter = Chapter(root, name)
+        output = args.output_dir / chapter.report.name if args.output_dir else None
+        # Every chapter's input is checked here, before any worker starts.
+        preflight(chapter, profile=args.profile, overrides=dict(args.param), device=args.device,
+                  output=output, cell_timeout=args.cell_timeout)  # fmt: skip
+        jobs.append(ChapterJob(str(root), name, args.profile, dict(args.param), args.device,
+                               str(output) if output else None, args.cell_timeout))  # fmt: skip
+    return _run_parallel(root, jobs, parallel or {"workers": 1, "executor": "local"})
+
+
+def _parallel_settings(root: Path, args) -> dict | None:
+    """Return the parallel settings the options ask for, or None for a plain sequential run."""
+    from .chapter import ChapterError
+
+    if args.jobs < 1:
+        raise ChapterError(f"--jobs must be at least 1, got {args.jobs}")
+    if args.gpus_per_job < 0 or args.time < 1:
+        raise ChapterError("--gpus-per-job must be 0 or more and --time at least 1 minute")
+    if args.executor != "slurm" and args.partition:
+        raise ChapterError("--partition is a Slurm option: add --executor slurm")
+    if args.jobs == 1 and args.executor is None:
+        return None
+    return {"workers": args.jobs, "executor": args.executor or "local",
+            "partition": args.partition, "gpus_per_job": args.gpus_per_job,
+            "time_min": args.time, "folder": root / "build" / "jobs"}  # fmt: skip
+
+
+def _run_parallel(root: Path, jobs, settings: dict) -> int:
+    from .parallel import run_jobs, summary_table
+
+    settings = {"folder": root / "build" / "jobs", **settings}
+    outcomes = run_jobs(jobs, **settings)
+    print(summary_table(outcomes))
+    if any(o.status == "interrupted" for o in outcomes):
+        return 130
+    return 0 if all(o.status == "ok" for o in outcomes) else 2
 
 
 def _data(args) -> int:

@@ -26,7 +26,7 @@ from ..params import ParameterError
 from .chapter import Chapter, ChapterError, list_chapters, metrics_from_notebook
 from .spec import validate
 
-__all__ = ["RunResult", "run_chapter", "resolved_environment", "describe_chapters"]
+__all__ = ["RunResult", "preflight", "run_chapter", "resolved_environment", "describe_chapters"]
 
 PATH_VARIABLES = ("DLNOTES_MIRROR", "DLNOTES_CACHE")
 MIRROR_PROBE_S = 5  # a mirror that does not answer a request in this time is refused
@@ -165,6 +165,44 @@ def _check_timeout(cell_timeout: float | None) -> None:
         )
 
 
+def preflight(
+    chapter: Chapter,
+    *,
+    profile: str | None = None,
+    overrides: dict[str, Any] | None = None,
+    device: str | None = None,
+    output: Path | None = None,
+    cell_timeout: float | None = None,
+) -> tuple[dict[str, Any], dict[str, Any], Path, dict[str, str], str]:
+    """Check a run's inputs before anything starts; raise ParameterError or ChapterError.
+
+    Return the parameters to inject, the caller's overrides, the report path, the environment
+    (paths made absolute) and the device's description.
+    """
+    name, spec = chapter.name, chapter.params
+    wanted = dict(overrides or {})
+    for key, value in (("PROFILE", profile), ("DEVICE", device)):
+        if value is not None and key in wanted and str(wanted[key]) != str(value):
+            raise ParameterError(
+                f"--{key.lower()} {value} contradicts -p {key} {wanted[key]}; give one of them"
+            )
+        if value is not None:
+            wanted[key] = value
+    _check_timeout(cell_timeout)
+    params = validate(name, spec, wanted)
+    output = Path(output).resolve() if output else chapter.report
+    _check_output(output, chapter)
+    env = resolved_environment()
+    device_type, device_text = _resolve_device(params.get("DEVICE", spec.params["DEVICE"].default))
+    params["DEVICE"] = device_type
+    # Inject the profile too, so the report's first cells say how it ran.
+    params.setdefault(
+        "PROFILE", spec.params["PROFILE"].default if "PROFILE" in spec.params else None
+    )
+    params = {k: v for k, v in params.items() if v is not None or k in wanted}
+    return params, wanted, output, env, device_text
+
+
 def run_chapter(
     root: Path,
     chapter: str | Chapter,
@@ -194,26 +232,10 @@ def run_chapter(
 
     chapter = chapter if isinstance(chapter, Chapter) else Chapter(root, chapter)
     name, spec = chapter.name, chapter.params
-    wanted = dict(overrides or {})
-    for key, value in (("PROFILE", profile), ("DEVICE", device)):
-        if value is not None and key in wanted and str(wanted[key]) != str(value):
-            raise ParameterError(
-                f"--{key.lower()} {value} contradicts -p {key} {wanted[key]}; give one of them"
-            )
-        if value is not None:
-            wanted[key] = value
-    _check_timeout(cell_timeout)
-    params = validate(name, spec, wanted)
-    output = Path(output).resolve() if output else chapter.report
-    _check_output(output, chapter)
-    env = resolved_environment()
-    device_type, device_text = _resolve_device(params.get("DEVICE", spec.params["DEVICE"].default))
-    params["DEVICE"] = device_type
-    # Inject the profile too, so the report's first cells say how it ran.
-    params.setdefault(
-        "PROFILE", spec.params["PROFILE"].default if "PROFILE" in spec.params else None
-    )
-    params = {k: v for k, v in params.items() if v is not None or k in wanted}
+    params, wanted, output, env, device_text = preflight(
+        chapter, profile=profile, overrides=overrides, device=device, output=output,
+        cell_timeout=cell_timeout,
+    )  # fmt: skip
 
     fingerprint = chapter.fingerprint  # taken before execution, from the text that will run
     partial = chapter.root / "build" / "runs" / f"{name}.ipynb"

@@ -1,0 +1,143 @@
+"""Chapters in parallel (``--jobs``, ``--executor``): same results, one device per worker, a
+failure or an interrupt leaves every report it did not finish as it was."""
+
+import json
+import os
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pytest
+
+from dlnotes.runner.chapter import Chapter
+from dlnotes.runner.cli import main
+from dlnotes.runner.parallel import worker_environments
+
+ROOT = Path(__file__).resolve().parents[1]
+
+
+@pytest.fixture
+def two(project):
+    """The tiny project with a second chapter, 02_tiny."""
+    source = (project / "notebooks" / "01_tiny.py").read_text()
+    (project / "notebooks" / "02_tiny.py").write_text(source.replace("A tiny chapter", "Another"))
+    return project
+
+
+def _metrics(folder: Path) -> dict:
+    return {p.name: json.loads(p.read_text()) for p in sorted(folder.glob("*.metrics.json"))}
+
+
+def test_workers_get_one_gpu_each_or_an_even_share_of_the_cores():
+    assert worker_environments(2, gpus=4) == [
+        ("cuda:0", {"CUDA_VISIBLE_DEVICES": "0"}), ("cuda:1", {"CUDA_VISIBLE_DEVICES": "1"})]  # fmt: skip
+    assert [e["CUDA_VISIBLE_DEVICES"] for _, e in worker_environments(3, gpus=2)] == ["0", "1", "0"]
+    cpu = worker_environments(2, gpus=0, cores=8)
+    assert cpu[0] == ("cpu, 4 threads", {"OMP_NUM_THREADS": "4", "MKL_NUM_THREADS": "4"})
+    assert worker_environments(4, gpus=0, cores=2)[0][1]["OMP_NUM_THREADS"] == "1"
+
+
+@pytest.mark.slow
+def test_jobs_2_gives_the_same_metrics_as_jobs_1(two, monkeypatch, capsys):
+    monkeypatch.chdir(two)
+    one, both = two / "one", two / "both"
+    assert main(["run", "01", "02", "--jobs", "1", "--profile", "smoke", "--output-dir",
+                 str(one), "--device", "cpu"]) == 0  # fmt: skip
+    assert main(["run", "--all", "--jobs", "2", "--profile", "smoke", "--output-dir", str(both),
+                 "--device", "cpu"]) == 0  # fmt: skip
+    out = capsys.readouterr().out
+    assert "01_tiny: started" in out and "02_tiny: ok in" in out and "wall s" in out
+    first, second = _metrics(one), _metrics(both)
+    assert set(first) == {"01_tiny.metrics.json", "02_tiny.metrics.json"}
+    cores = os.cpu_count()
+    for name in first:
+        assert first[name].pop("threads") == cores and second[name].pop("threads") == max(
+            1, cores // 2
+        )  # one worker has every core; two share them
+    assert first == second
+    assert not list((two / "book" / "chapters").glob("*.ipynb"))  # only --output-dir written
+
+
+@pytest.mark.slow
+def test_a_failing_chapter_leaves_the_other_installed_and_its_own_old_report(two, monkeypatch):
+    monkeypatch.chdir(two)
+    assert main(["run", "--all", "--profile", "smoke", "--device", "cpu", "--no-progress"]) == 0
+    old = {c: Chapter(two, c).report.read_bytes() for c in ("01", "02")}
+    broken = two / "notebooks" / "02_tiny.py"
+    broken.write_text(broken.read_text().replace("if FAIL:", "if True:"))
+    assert main(["run", "--all", "--jobs", "2", "--profile", "smoke", "--device", "cpu",
+                 "-p", "LR", "0.5"]) == 2  # fmt: skip
+    assert Chapter(two, "02").report.read_bytes() == old["02"]  # the failed one: unchanged
+    assert Chapter(two, "01").report.read_bytes() != old["01"]  # the other: installed
+    assert json.loads(Chapter(two, "01").metrics.read_text())["lr"] == 0.5
+
+
+@pytest.mark.slow
+def test_the_submitit_local_executor_runs_a_book_chapter_end_to_end(tmp_path, monkeypatch, capsys):
+    monkeypatch.chdir(ROOT)
+    assert main(["run", "04_gan", "--executor", "local", "--profile", "smoke", "--device", "cpu",
+                 "--output-dir", str(tmp_path)]) == 0  # fmt: skip
+    assert "04_gan: ok in" in capsys.readouterr().out
+    metrics = json.loads((tmp_path / "04_gan.metrics.json").read_text())
+    assert metrics["train_images"] > 0 and metrics["dcgan_d_loss"] > 0
+    assert list((ROOT / "build" / "jobs").glob("*_submitted.pkl"))  # it went through submitit
+
+
+def _kernels_in(folder: Path) -> list[int]:
+    """Return the pids of processes whose working directory is ``folder`` (the kernels)."""
+    pids = []
+    for proc in Path("/proc").iterdir():
+        if proc.name.isdigit():
+            try:
+                if Path(os.readlink(proc / "cwd")) == folder:
+                    pids.append(int(proc.name))
+            except OSError:
+                continue
+    return pids
+
+
+@pytest.mark.slow
+@pytest.mark.skipif(not Path("/proc").is_dir(), reason="reads /proc to find the kernels")
+def test_an_interrupt_stops_every_worker_and_writes_no_report(two):
+    env = {**os.environ, "DLNOTES_ROOT": str(two)}
+    command = [sys.executable, "-m", "dlnotes.runner.cli", "run", "--all", "--jobs", "2",
+               "--profile", "smoke", "--device", "cpu", "-p", "SLEEP", "120"]  # fmt: skip
+    run = subprocess.Popen(command, cwd=two, env=env, stdout=subprocess.PIPE, text=True,
+                           stderr=subprocess.STDOUT, start_new_session=True)  # fmt: skip
+    deadline = time.monotonic() + 90
+    while len(_kernels_in(two / "notebooks")) < 2 and time.monotonic() < deadline:
+        time.sleep(0.5)
+    assert len(_kernels_in(two / "notebooks")) >= 2, "both chapters should be running"
+    time.sleep(3)
+    os.killpg(run.pid, signal.SIGINT)  # Ctrl-C in a terminal reaches the whole group
+    out, _ = run.communicate(timeout=90)
+    assert run.returncode == 130, out
+    assert "interrupted" in out
+    deadline = time.monotonic() + 15
+    while _kernels_in(two / "notebooks") and time.monotonic() < deadline:
+        time.sleep(0.5)
+    assert not _kernels_in(two / "notebooks"), "a kernel outlived the interrupt"
+    assert not list((two / "book" / "chapters").glob("*.ipynb"))
+
+
+@pytest.mark.slow
+def test_book_runs_stale_chapters_as_parallel_jobs_and_builds_only_when_all_succeed(
+    two, monkeypatch
+):
+    from dlnotes.runner import book
+
+    built = []
+    monkeypatch.setattr(book, "build_language", lambda b, out, language: built.append(language))
+    broken = two / "notebooks" / "02_tiny.py"
+    source = broken.read_text()
+    broken.write_text(source.replace("if FAIL:", "if True:"))
+    settings = {"workers": 2, "executor": "local"}
+    with pytest.raises(book.ChapterError, match="not built: 02_tiny did not finish"):
+        book.build_book(two, parallel=settings)
+    assert Chapter(two, "01").report.exists() and not Chapter(two, "02").report.exists()
+    assert built == []
+    broken.write_text(source)
+    book.build_book(two, parallel=settings)  # 01 is current now; only 02 runs
+    assert Chapter(two, "02").report.exists() and built == ["en", "zh_CN"]
