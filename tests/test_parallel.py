@@ -112,7 +112,7 @@ def test_an_interrupt_stops_every_worker_and_writes_no_report(two):
     assert len(_kernels_in(two / "notebooks")) >= 2, "both chapters should be running"
     time.sleep(3)
     os.killpg(run.pid, signal.SIGINT)  # Ctrl-C in a terminal reaches the whole group
-    out, _ = run.communicate(timeout=90)
+    out, _ = run.communicate(timeout=240)  # kernels stop slowly on a loaded machine
     assert run.returncode == 130, out
     assert "interrupted" in out
     deadline = time.monotonic() + 15

@@ -25,6 +25,10 @@ __all__ = ["ChapterJob", "JobOutcome", "worker_environments", "run_jobs", "summa
 _POLL_S = 0.5
 
 
+def _say(line: str) -> None:
+    print(line, flush=True)  # one line per event, seen at once even through a pipe
+
+
 @dataclass(frozen=True)
 class ChapterJob:
     """One chapter's run with its settings and its worker's environment (picklable)."""
@@ -126,7 +130,7 @@ def run_jobs(
     partition: str | None = None,
     gpus_per_job: int = 1,
     time_min: int = 7 * 24 * 60,
-    say: Callable[[str], None] = print,
+    say: Callable[[str], None] = _say,
 ) -> list[JobOutcome]:
     """Run ``jobs``, at most ``workers`` at a time on this machine (``executor="local"``) or all
     submitted to Slurm; print one line as each starts and ends; return every outcome.
@@ -164,8 +168,8 @@ def run_jobs(
         say("interrupted: stopping every running chapter; their reports stay as they were")
         for handle, _, _ in running.values():
             handle.cancel(check=False)
-        for slot, (handle, job, began) in running.items():
-            _wait(handle, 60)
+        _wait([handle for handle, _, _ in running.values()], 60)  # one deadline for all
+        for slot, (_, job, began) in running.items():
             outcomes[job.chapter] = JobOutcome(job.chapter, "interrupted",
                                                time.perf_counter() - began,
                                                slots[slot % len(slots)][0])  # fmt: skip
@@ -174,9 +178,9 @@ def run_jobs(
     return [outcomes[job.chapter] for job in jobs if job.chapter in outcomes]
 
 
-def _wait(handle, seconds: float) -> None:
+def _wait(handles, seconds: float) -> None:
     deadline = time.monotonic() + seconds
-    while not handle.done() and time.monotonic() < deadline:
+    while not all(h.done() for h in handles) and time.monotonic() < deadline:
         time.sleep(_POLL_S)
 
 

@@ -9,7 +9,7 @@
   function sectionInView() {
     var all = document.querySelectorAll("article section[id]"), id = "";
     for (var i = 0; i < all.length; i++) {
-      if (all[i].getBoundingClientRect().top <= 80) id = all[i].id;
+      if (all[i].getBoundingClientRect().top <= window.innerHeight / 3) id = all[i].id;
     }
     return id;
   }
@@ -33,7 +33,18 @@
     }
   }
 
+  // The link sits in the article's sticky header, so that reaching it does not scroll the page
+  // back to the top (the section in view is what it keeps).
+  function moveSwitch() {
+    var box = document.querySelector(".dlnotes-lang-switch");
+    var header = document.querySelector(".header-article-items__end");
+    if (!box || !header) return;
+    box.classList.add("header-article-item");
+    header.insertBefore(box, header.firstChild);
+  }
+
   document.addEventListener("DOMContentLoaded", function () {
+    moveSwitch();
     var links = document.querySelectorAll("a.dlnotes-twin");
     for (var i = 0; i < links.length; i++) {
       links[i].addEventListener("click", keepSection);
