@@ -37,9 +37,8 @@
   // back to the top (the section in view is what it keeps).
   function moveSwitch() {
     var box = document.querySelector(".dlnotes-lang-switch");
-    var header = document.querySelector(".header-article-items__end");
+    var header = document.querySelector(".article-header-buttons");
     if (!box || !header) return;
-    box.classList.add("header-article-item");
     header.insertBefore(box, header.firstChild);
   }
 
