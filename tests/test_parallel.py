@@ -104,8 +104,11 @@ def test_an_interrupt_stops_every_worker_and_writes_no_report(two):
     env = {**os.environ, "DLNOTES_ROOT": str(two)}
     command = [sys.executable, "-m", "dlnotes.runner.cli", "run", "--all", "--jobs", "2",
                "--profile", "smoke", "--device", "cpu", "-p", "SLEEP", "120"]  # fmt: skip
+    # As from a terminal: its own process group, and SIGINT handled (a shell running this suite
+    # in the background hands its children SIGINT ignored, and Python then keeps it ignored).
     run = subprocess.Popen(command, cwd=two, env=env, stdout=subprocess.PIPE, text=True,
-                           stderr=subprocess.STDOUT, start_new_session=True)  # fmt: skip
+                           stderr=subprocess.STDOUT, start_new_session=True,
+                           preexec_fn=lambda: signal.signal(signal.SIGINT, signal.SIG_DFL))  # fmt: skip
     deadline = time.monotonic() + 90
     while len(_kernels_in(two / "notebooks")) < 2 and time.monotonic() < deadline:
         time.sleep(0.5)
