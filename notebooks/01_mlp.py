@@ -5,6 +5,8 @@
 #     text_representation:
 #       extension: .py
 #       format_name: percent
+#       format_version: '1.3'
+#       jupytext_version: 1.19.6
 #   kernelspec:
 #     display_name: Python 3 (ipykernel)
 #     language: python
@@ -102,7 +104,9 @@ PROFILES = {
     },
 }
 
-from dlnotes.params import from_profile
+from dlnotes.params import check_injected, from_profile
+
+check_injected(In)  # under plain papermill: refuse unknown parameters and out-of-range values
 
 # fmt: off
 (STANDIN, MOONS_EPOCHS, EXPLORER_EPOCHS, NP_TRAIN, NP_EPOCHS, CMP_TRAIN, CMP_EPOCHS,

@@ -78,6 +78,7 @@ ABL_WIDTH = None  # channels of ResNet-18's first stage (torchvision: 64) [1, 51
 ABL_EPOCHS = None  # epochs of each ablation run (lab report: 25) [1, 1000]
 ABL_BATCH = 64  # batch size (lab report: 64) [1, 100000]
 ABL_LR = None  # SGD learning rate, momentum 0.9 (lab report: 0.001) (0, 10]
+ABL_SEEDS = None  # initial weights each ablation run is trained with: SEED, SEED + 1, … [1, 100]
 SPEED_EPOCHS = None  # epochs of the CIFAR-10 speed recipe [1, 1000]
 SPEED_WIDTH = None  # channels of its first convolution (doubling twice) [1, 512]
 SPEED_TARGET = 0.778  # test accuracy to reach (the report's VGG16 mean) (0, 1]
@@ -102,6 +103,7 @@ PROFILES = {
         "ABL_WIDTH": 4,
         "ABL_EPOCHS": 1,
         "ABL_LR": 0.02,
+        "ABL_SEEDS": 1,
         "SPEED_EPOCHS": 2,
         "SPEED_WIDTH": 8,
     },
@@ -122,6 +124,7 @@ PROFILES = {
         "ABL_WIDTH": 8,
         "ABL_EPOCHS": 6,
         "ABL_LR": 0.02,
+        "ABL_SEEDS": 3,
         "SPEED_EPOCHS": 4,
         "SPEED_WIDTH": 24,
     },
@@ -142,22 +145,25 @@ PROFILES = {
         "ABL_WIDTH": 64,
         "ABL_EPOCHS": 25,
         "ABL_LR": 0.001,
+        "ABL_SEEDS": 3,
         "SPEED_EPOCHS": 10,
         "SPEED_WIDTH": 64,
     },
 }
 
-from dlnotes.params import from_profile
+from dlnotes.params import check_injected, from_profile
+
+check_injected(In)  # under plain papermill: refuse unknown parameters and out-of-range values
 
 # fmt: off
 (STANDIN, FCNN_SEEDS, ARCH_TRAIN, ARCH_EPOCHS, ARCH_WIDTH, OPT_TRAIN, OPT_EPOCHS, OPT_BATCH,
  CIFAR_TRAIN, CIFAR_EPOCHS, VGG_WIDTH, ABL_CLASSES, ABL_SIZE, ABL_WIDTH, ABL_EPOCHS,
- ABL_LR, SPEED_EPOCHS, SPEED_WIDTH) = from_profile(
+ ABL_LR, ABL_SEEDS, SPEED_EPOCHS, SPEED_WIDTH) = from_profile(
     PROFILES, PROFILE, STANDIN=STANDIN, FCNN_SEEDS=FCNN_SEEDS, ARCH_TRAIN=ARCH_TRAIN,
     ARCH_EPOCHS=ARCH_EPOCHS, ARCH_WIDTH=ARCH_WIDTH, OPT_TRAIN=OPT_TRAIN, OPT_EPOCHS=OPT_EPOCHS,
     OPT_BATCH=OPT_BATCH, CIFAR_TRAIN=CIFAR_TRAIN, CIFAR_EPOCHS=CIFAR_EPOCHS, VGG_WIDTH=VGG_WIDTH,
     ABL_CLASSES=ABL_CLASSES, ABL_SIZE=ABL_SIZE, ABL_WIDTH=ABL_WIDTH, ABL_EPOCHS=ABL_EPOCHS,
-    ABL_LR=ABL_LR, SPEED_EPOCHS=SPEED_EPOCHS, SPEED_WIDTH=SPEED_WIDTH,
+    ABL_LR=ABL_LR, ABL_SEEDS=ABL_SEEDS, SPEED_EPOCHS=SPEED_EPOCHS, SPEED_WIDTH=SPEED_WIDTH,
 )
 # fmt: on
 
@@ -198,6 +204,7 @@ from dlnotes.train import (
     random_crop_flip,
     warmup_cosine,
 )
+from dlnotes.viz import show_image
 
 device = pick_device(DEVICE)
 print(f"profile {PROFILE}, device {describe_device(device)}, seed {SEED}")
@@ -897,12 +904,15 @@ print(f"best validation accuracy: {best_run}")
 # fall below {glue:text}`opt_softmax_loss_floor:.3f`; it ends at
 # {glue:text}`opt_softmax_final_loss:.3f`. Because arg-max is unchanged by a softmax, this
 # network still classifies: {glue:text}`opt_softmax_test_acc:.2%` on the test set. The bug is
-# quiet: the loss curve looks broken (it plateaus far above zero) while the accuracy looks fine.
-# Its mean probability for the true class, {glue:text}`opt_softmax_mean_p:.3f` against
-# {glue:text}`opt_steplr_mean_p:.3f` for the same recipe without the extra softmax, shows that at
-# this scale it costs little confidence either; what it does cost is a loss that no longer
-# measures progress, and a gradient that, passed through two softmaxes, fades as the outputs
-# approach one-hot.
+# quiet: the loss curve looks broken (it plateaus far above zero) while the accuracy still looks
+# like that of a network that learns.
+# What it costs is a loss that no longer measures progress, and a gradient that, passed through
+# two softmaxes, fades as the outputs approach one-hot; how much accuracy and confidence that
+# takes varies from run to run (a rerun from another seed can land close to the recipe without
+# the bug, or far below it). Here: {glue:text}`opt_softmax_test_acc:.2%` against
+# {glue:text}`opt_steplr_test_acc:.2%` for the same recipe without the extra softmax, and a mean
+# probability for the true class of {glue:text}`opt_softmax_mean_p:.3f` against
+# {glue:text}`opt_steplr_mean_p:.3f`.
 #
 # ## 4. VGG16 on CIFAR-10: from overfitting to generalising
 #
@@ -1156,6 +1166,7 @@ REFERENCE = {
 
 def ablation_run(
     name,
+    seed,
     stem="imagenet",
     width_factor=1.0,
     norm="batch",
@@ -1166,7 +1177,7 @@ def ablation_run(
     decay=True,
     lr=ABL_LR,
 ):
-    generator = seed_everything(SEED)
+    generator = seed_everything(seed)
     model = ResNet(
         blocks,
         width=round(ABL_WIDTH * width_factor),
@@ -1202,7 +1213,7 @@ def ablation_run(
         epochs=ABL_EPOCHS,
         batch=ABL_BATCH,
         lr=lr,
-        seed=SEED,
+        seed=seed,
         device=device.type,
     )
     history = fit(
@@ -1222,28 +1233,36 @@ def ablation_run(
     return model, history
 
 
-abl_histories, abl_rows = {}, []
+# Every run is trained from ABL_SEEDS initial weights (and batch orders); the table shows the
+# mean and the range over them, and the curves of the first.
+abl_seeds = range(SEED, SEED + ABL_SEEDS)
+abl_histories, abl_best, abl_rows = {}, {}, []
 for name, (group, changes, report_acc, direction) in ABLATIONS.items():
-    model, history = ablation_run(name, **changes)
-    abl_histories[name] = history
+    runs = [ablation_run(name, seed, **changes) for seed in abl_seeds]
+    histories = [history for _, history in runs]
+    abl_histories[name] = histories[0]
+    abl_best[name] = np.array([max(h["val_metric"]) for h in histories])
     abl_rows.append(
         {
             "run": name,
             "group": group,
-            "parameters": n_params(model),
-            "best val acc": max(history["val_metric"]),
-            "final train acc": history["train_metric"][-1],
-            "training s": history["seconds"][-1],
+            "parameters": n_params(runs[0][0]),
+            "best val acc": abl_best[name].mean(),
+            "seeds' range": f"{abl_best[name].min():.1%}–{abl_best[name].max():.1%}",
+            "final train acc": np.mean([h["train_metric"][-1] for h in histories]),
+            "training s": np.mean([h["seconds"][-1] for h in histories]),
             "lab report: best val acc": report_acc,
             "lab report: direction": direction,
         }
     )
 abl_table = pd.DataFrame(abl_rows).set_index("run")
-reference_acc = abl_table.loc[
-    [REFERENCE.get(n, "+ flips (improved)") for n in abl_table.index], "best val acc"
-].to_numpy()
-abl_table.insert(4, "change vs reference", abl_table["best val acc"] - reference_acc)
-abl_table.insert(5, "reference", [REFERENCE.get(n, "improved") for n in abl_table.index])
+references = [REFERENCE.get(n, "+ flips (improved)") for n in abl_table.index]
+# The change of each run against its reference, seed by seed (the same seed in both).
+abl_deltas = {
+    n: abl_best[n] - abl_best[r] for n, r in zip(abl_table.index, references, strict=True)
+}
+abl_table.insert(5, "change vs reference", [abl_deltas[n].mean() for n in abl_table.index])
+abl_table.insert(6, "reference", [REFERENCE.get(n, "improved") for n in abl_table.index])
 abl_table.loc["baseline", "reference"] = ""
 n_val_images = len(Xa_val)
 noise = 2 * math.sqrt(0.25 / n_val_images)  # two standard errors of an accuracy near 50%
@@ -1258,8 +1277,8 @@ abl_table.loc["baseline", ["ours: direction", "change vs reference"]] = ["", np.
 print(
     f"{'stand-in' if STANDIN else tiny.dataset}: {ABL_CLASSES} classes, {len(Xa_train)} training "
     f"and {n_val_images} validation images of {ABL_SIZE}×{ABL_SIZE}; first-stage width "
-    f"{ABL_WIDTH}, {ABL_EPOCHS} epochs; '≈' marks a change smaller than {noise:.1%} "
-    f"(two standard errors of a validation accuracy)"
+    f"{ABL_WIDTH}, {ABL_EPOCHS} epochs, {ABL_SEEDS} seed(s) per run (mean and range); '≈' "
+    f"marks a mean change smaller than {noise:.1%} (two standard errors of a validation accuracy)"
 )
 display(
     abl_table.drop(columns="group").style.format(
@@ -1290,11 +1309,15 @@ GROUP_COLOURS = dict(
 )
 
 
-def plot_ablations(table, histories, focus=None):
-    """Return the ablation figure: bars of best accuracy, then the curves of ``focus`` runs."""
+def plot_ablations(table, histories, best, focus=None):
+    """Return the ablation figure: bars of best accuracy (lines: the range over the seeds in
+    ``best``), then the curves of ``focus`` runs."""
     fig, axes = plt.subplots(1, 2, figsize=(14, 5), gridspec_kw={"width_ratios": [1.1, 1]})
     ys = np.arange(len(table))[::-1]
-    axes[0].barh(ys, table["best val acc"], color=[GROUP_COLOURS[g] for g in table["group"]])
+    spread = np.array([[acc - best[n].min(), best[n].max() - acc]
+                       for n, acc in table["best val acc"].items()]).T  # fmt: skip
+    axes[0].barh(ys, table["best val acc"], xerr=spread, capsize=2,
+                 color=[GROUP_COLOURS[g] for g in table["group"]])  # fmt: skip
     has_report = table["lab report: best val acc"].notna()
     axes[0].scatter(
         table["lab report: best val acc"][has_report],
@@ -1305,7 +1328,7 @@ def plot_ablations(table, histories, focus=None):
         label="lab report",
     )
     axes[0].set_yticks(ys, table.index)
-    axes[0].set(xlabel="best validation accuracy", title="every run")
+    axes[0].set(xlabel="best validation accuracy", title="every run (lines: range over the seeds)")
     axes[0].legend(loc="lower right")
     focus = focus or ["+ flips (improved)", "no residual", "instance norm", "no LR decay, LR ÷ 10"]
     for name in focus:
@@ -1324,10 +1347,16 @@ def plot_ablations(table, histories, focus=None):
     return fig
 
 
-plot_ablations(abl_table, abl_histories)
+plot_ablations(abl_table, abl_histories, abl_best)
 plt.show()
 comparable = abl_table[abl_table["lab report: direction"].isin(["+", "−"])]
 agree = comparable["lab report: direction"] == comparable["ours: direction"]
+# The same verdict from each seed alone: the spread a rerun on another machine should land in.
+agree_per_seed = [
+    sum(our_direction(abl_deltas[n][i]) == comparable.loc[n, "lab report: direction"]
+        for n in comparable.index)
+    for i in range(ABL_SEEDS)
+]  # fmt: skip
 abl_metrics = publish(
     abl_baseline_acc=abl_table.loc["baseline", "best val acc"],
     abl_stem_acc=abl_table.loc["3×3 stem", "best val acc"],
@@ -1347,6 +1376,9 @@ abl_metrics = publish(
     abl_n_runs=len(abl_table),
     abl_n_compared=len(comparable),
     abl_n_agree=int(agree.sum()),
+    abl_n_agree_min=int(min(agree_per_seed)),
+    abl_n_agree_max=int(max(agree_per_seed)),
+    abl_seeds=ABL_SEEDS,
     abl_n_similar=int((comparable["ours: direction"] == "≈").sum()),
     abl_classes=ABL_CLASSES,
     abl_size=ABL_SIZE,
@@ -1355,12 +1387,15 @@ abl_metrics = publish(
 )
 
 # %% [markdown]
-# **What the runs say.** Of the {glue:text}`abl_n_compared:d` changes for which the report
-# states a clear direction, {glue:text}`abl_n_agree:d` move our accuracy the same way by more
-# than {glue:text}`abl_noise:.1%` (two standard errors of a validation accuracy measured on this
-# many images), and {glue:text}`abl_n_similar:d` fall inside that margin; the table marks each.
-# A single run per setting can only show effects larger than its noise; the report's own 45.34%
-# against 45.36% for two flip probabilities is a difference of two images in ten thousand.
+# **What the runs say.** Every run was trained from {glue:text}`abl_seeds:d` initial weights;
+# the numbers below are their means. Of the {glue:text}`abl_n_compared:d` changes for which the
+# report states a clear direction, {glue:text}`abl_n_agree:d` move our mean accuracy the same
+# way by more than {glue:text}`abl_noise:.1%` (two standard errors of a validation accuracy
+# measured on this many images), and {glue:text}`abl_n_similar:d` fall inside that margin; the
+# table marks each. Taken from one seed alone, the count of agreements ranges from
+# {glue:text}`abl_n_agree_min:d` to {glue:text}`abl_n_agree_max:d`: that is how far a single
+# rerun, on another seed or another processor, can move it. The report's own 45.34% against
+# 45.36% for two flip probabilities is a difference of two images in ten thousand.
 #
 # - **Stem.** The ImageNet stem divides the image by four before the first block; a 3×3
 #   stride-1 stem keeps the detail and costs computation: {glue:text}`abl_baseline_acc:.1%` →
@@ -1540,10 +1575,7 @@ def show_prediction(network, index):
     fig = plt.figure(figsize=(12, 3.2))
     grid = fig.add_gridspec(1, 3, width_ratios=[0.8, 1.2, 2])
     ax = fig.add_subplot(grid[0])
-    img = x[0].float().cpu()
-    img = (img - img.amin()) / (img.amax() - img.amin() + 1e-8)
-    ax.imshow(img.permute(1, 2, 0).squeeze(), cmap="gray_r" if img.shape[0] == 1 else None)
-    ax.set(title=f"true: {classes[int(y[index])]}", xticks=[], yticks=[])
+    show_image(ax, x[0], title=f"true: {classes[int(y[index])]}")
     ax = fig.add_subplot(grid[1])
     ax.barh([classes[int(k)] for k in top.indices][::-1], top.values.numpy()[::-1])
     ax.set(xlim=(0, 1), xlabel="probability", title="top 5")
@@ -1577,7 +1609,7 @@ def explore_ablations(groups, sort_by, runs):
     table = abl_table[abl_table["group"].isin(groups)].sort_values(sort_by, ascending=False)
     display(table.drop(columns="group").style.format(precision=3, na_rep=""))
     if runs:
-        plot_ablations(abl_table, abl_histories, focus=list(runs))
+        plot_ablations(abl_table, abl_histories, abl_best, focus=list(runs))
         plt.show()
 
 
@@ -1632,14 +1664,17 @@ display(comparison.style.format("{:.2%}", na_rep="—"))
 #   residual network learns fastest.
 # - The report's "SGD lags on the test set" was its test function: sampling the answer from the
 #   softmax scores a doubtful network below its arg-max accuracy. A softmax before
-#   `CrossEntropyLoss` leaves the accuracy nearly intact and the loss stuck above
-#   {glue:text}`opt_softmax_loss_floor:.2f`.
+#   `CrossEntropyLoss` keeps the loss stuck above {glue:text}`opt_softmax_loss_floor:.2f` and
+#   weakens the gradient; the network still classifies ({glue:text}`opt_softmax_test_acc:.2%`
+#   here, against {glue:text}`opt_steplr_test_acc:.2%` without the bug).
 # - VGG16 with the report's recipe learns CIFAR-10 slowly and, given 30 epochs, memorises it;
 #   batch normalisation, augmentation, weight decay, label smoothing and a one-cycle schedule
 #   take the test accuracy from {glue:text}`vgg_report_test_acc:.1%` to
 #   {glue:text}`vgg_ours_test_acc:.1%` on the same budget at this scale.
 # - In the ResNet-18 study the directions are compared with the report's one change at a time;
-#   {glue:text}`abl_n_agree:d` of {glue:text}`abl_n_compared:d` agree beyond the noise margin.
+#   over {glue:text}`abl_seeds:d` seeds, {glue:text}`abl_n_agree:d` of
+#   {glue:text}`abl_n_compared:d` agree beyond the noise margin ({glue:text}`abl_n_agree_min:d`
+#   to {glue:text}`abl_n_agree_max:d` from a single seed).
 #
 # To rerun with other settings: `dlnotes run 02_cnn --profile full`, or
 # `dlnotes run 02_cnn -p ABL_EPOCHS 25 -p ABL_CLASSES 100`, or

@@ -90,7 +90,9 @@ PROFILES = {
     },
 }
 
-from dlnotes.params import from_profile
+from dlnotes.params import check_injected, from_profile
+
+check_injected(In)  # under plain papermill: refuse unknown parameters and out-of-range values
 
 # fmt: off
 (STANDIN, TRAIN_IMAGES, GAN_EPOCHS, DCGAN_EPOCHS, DCGAN_WIDTH, STUDY_EPOCHS, CLF_EPOCHS,
@@ -121,6 +123,7 @@ from IPython.display import HTML, display
 from matplotlib.animation import FuncAnimation
 from torch import nn
 from torch.nn import functional as F
+from torchvision.utils import make_grid
 from tqdm.auto import tqdm
 
 from dlnotes.data import load_images, standin_digits
@@ -129,6 +132,7 @@ from dlnotes.models import Judge
 from dlnotes.report import publish
 from dlnotes.state import checkpoint_file, load_state, save_state
 from dlnotes.train import Batches, accuracy, fit, frechet_distance, predict
+from dlnotes.viz import show_image
 
 device = pick_device(DEVICE)
 print(f"profile {PROFILE}, device {describe_device(device)}, seed {SEED}")
@@ -146,17 +150,9 @@ print(f"{len(X_train):,} training images in [-1, 1], {steps_per_epoch} batches o
 
 
 def show_grid(images, title=None, columns=10, ax=None):
-    """Draw images in [-1, 1] as one grid (white background, dark ink)."""
-    images = images.detach().float().cpu().clamp(-1, 1)
-    rows = -(-len(images) // columns)
-    canvas = torch.ones(rows * 29 + 1, columns * 29 + 1)
-    for k, img in enumerate(images):
-        r, c = divmod(k, columns)
-        canvas[1 + r * 29 : 1 + r * 29 + 28, 1 + c * 29 : 1 + c * 29 + 28] = img[0]
-    ax = ax or plt.gca()
-    ax.imshow(-canvas, cmap="gray", vmin=-1, vmax=1)
-    ax.set(xticks=[], yticks=[], title=title)
-    return ax
+    """Draw digits in [-1, 1] as one grid (white background, dark ink, dark lines between)."""
+    grid = make_grid(images.detach().float().cpu(), nrow=columns, padding=1, pad_value=1)
+    return show_image(ax or plt.gca(), grid[0], value_range=(-1, 1), title=title)
 
 
 # %% [markdown]

@@ -62,7 +62,9 @@ PROFILES = {
              "BETTER_EPOCHS": 30, "BETTER_DEPTH": 6},
 }  # fmt: skip
 
-from dlnotes.params import from_profile
+from dlnotes.params import check_injected, from_profile
+
+check_injected(In)  # under plain papermill: refuse unknown parameters and out-of-range values
 
 # fmt: off
 (STANDIN, REPORT_EPOCHS, SQRT_IMAGES, SQRT_EPOCHS, BETTER_EPOCHS, BETTER_DEPTH) = from_profile(
@@ -97,8 +99,10 @@ from torch.nn import functional as F
 from dlnotes.data import load_images, standin_digits
 from dlnotes.env import describe_device, pick_device, seed_everything
 from dlnotes.files import write_atomic
+from dlnotes.models import lenet5, n_params
 from dlnotes.report import publish
-from dlnotes.train import Batches, accuracy, checkpoint_path, evaluate, fit, warmup_cosine
+from dlnotes.state import checkpoint_file
+from dlnotes.train import Batches, accuracy, evaluate, fit, warmup_cosine
 
 device = pick_device(DEVICE)
 print(f"profile {PROFILE}, device {describe_device(device)}, seed {SEED}")
@@ -186,10 +190,6 @@ class ViT(nn.Module):
         return self.head(self.norm(x)[:, 0])  # the class token's output
 
 
-def n_params(model):
-    return sum(p.numel() for p in model.parameters())
-
-
 grid = 28 // PATCH
 _ = publish(patch=PATCH, grid=grid, patches=grid * grid)
 
@@ -256,9 +256,13 @@ def train_vit(name, model, opt, epochs, batch, images=None, scheduler=None, augm
               loss_fn=nll_on_log_softmax, fine_curve=False):  # fmt: skip
     """Train with the engine's loop (resumable); return the history and, with ``fine_curve``,
     the first epoch's accuracy on 2,000 test digits every eighth of an epoch."""
+    loss = repr(loss_fn) if isinstance(loss_fn, nn.Module) else loss_fn.__name__
     config = {"name": name, "epochs": epochs, "batch": batch, "images": images, "seed": SEED,
-              "params": n_params(model), "standin": bool(STANDIN), "patch": PATCH}  # fmt: skip
-    path = checkpoint_path(f"06_vit-{name}", config)
+              "standin": bool(STANDIN), "patch": PATCH, "model": repr(model), "loss": loss,
+              "opt": [type(opt).__name__, opt.defaults],
+              "schedule": repr(scheduler and scheduler.state_dict())}  # fmt: skip
+    code = [type(model), train_vit, loss_fn, augment]  # a changed class or loop retrains
+    path = checkpoint_file(f"06_vit-{name}", config, code=code)
     fine_path = path.with_suffix(".fine.json")
     fine = json.loads(fine_path.read_text()) if fine_path.exists() else []
     steps = -(-(images or len(X_train)) // batch)
@@ -550,20 +554,7 @@ better = ViT(dim=BETTER_DIM, heads=BETTER_HEADS, depth=BETTER_DEPTH).to(device)
 better_hist = train_our_recipe("better", better)
 # Chapter 02's LeNet-5, trained here with the same recipe, data and epochs: the like-for-like CNN.
 seed_everything(SEED)
-lenet = nn.Sequential(
-    nn.Conv2d(1, 6, 5, padding=2),
-    nn.ReLU(),
-    nn.MaxPool2d(2),
-    nn.Conv2d(6, 16, 5),
-    nn.ReLU(),
-    nn.MaxPool2d(2),
-    nn.Flatten(),
-    nn.Linear(400, 120),
-    nn.ReLU(),
-    nn.Linear(120, 84),
-    nn.ReLU(),
-    nn.Linear(84, 10),
-).to(device)
+lenet = lenet5().to(device)
 lenet_hist = train_our_recipe("lenet", lenet)
 
 cnn_report = Path("../book/chapters/02_cnn.ipynb")  # chapter 02's committed run, not re-trained
@@ -749,6 +740,8 @@ display(lab)
 #   LeNet-5 {glue:text}`lenet_ours_acc:.2%` with a fraction of the parameters. On MNIST, the
 #   convolution's assumptions win.
 #
-# This page was run at `full`, under an hour on two CPU cores. To rerun with other settings:
+# This page was run at `full`; the line under the title says on which device and how long it
+# took (here one CPU thread, beside other chapters' runs; an earlier run with two threads to
+# itself took 47 minutes). To rerun with other settings:
 # `dlnotes run 06_vit` (the `quick` profile, minutes), `dlnotes run 06_vit -p PATCH 4`, or
 # `papermill notebooks/06_vit.ipynb out.ipynb -p BETTER_DEPTH 4`.

@@ -5,6 +5,8 @@
 #     text_representation:
 #       extension: .py
 #       format_name: percent
+#       format_version: '1.3'
+#       jupytext_version: 1.19.6
 #   kernelspec:
 #     display_name: Python 3 (ipykernel)
 #     language: python
@@ -50,7 +52,9 @@ PROFILES = {
     "full": {"N_SAMPLES": 2000, "STEPS": 10000, "FRAMES": 40, "GRID": 140, "SEEDS": 5},
 }
 
-from dlnotes.params import from_profile
+from dlnotes.params import check_injected, from_profile
+
+check_injected(In)  # under plain papermill: refuse unknown parameters and out-of-range values
 
 N_SAMPLES, STEPS, FRAMES, GRID, SEEDS = from_profile(
     PROFILES, PROFILE, N_SAMPLES=N_SAMPLES, STEPS=STEPS, FRAMES=FRAMES, GRID=GRID, SEEDS=SEEDS

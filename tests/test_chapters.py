@@ -19,7 +19,7 @@ from dlnotes.runner.chapter import (
     pair_in_sync,
 )
 from dlnotes.runner.execute import run_chapter
-from dlnotes.runner.spec import read_parameters
+from dlnotes.spec import read_parameters
 
 ROOT = Path(__file__).resolve().parents[1]
 
@@ -279,3 +279,25 @@ def test_activations_smoke_runs_at_other_seeds(smoke_runs, tmp_path, seed):
         assert m["n_fitted_min"] <= m["n_fitted_max"] <= m["n_fitted_some_seed"]
         assert m["n_fitted"] == m["n_fitted_every_seed"]  # of two seeds, "most" means both
         assert 0 <= m["n_agree_min"] <= m["n_agree_max"] <= 12
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("chapter", CHAPTERS)
+def test_plain_papermill_refuses_an_unknown_parameter_in_the_first_cells(tmp_path, chapter):
+    """Without the runner, papermill only warns about a name the notebook does not declare and
+    runs to the end; the chapter's PROFILES cell stops it, before any data or training."""
+    import papermill
+
+    with pytest.raises(papermill.PapermillExecutionError) as err:
+        papermill.execute_notebook(
+            ROOT / "notebooks" / f"{chapter}.ipynb", tmp_path / "out.ipynb",
+            parameters={"PROFILE": "smoke", "NOPE": 1}, cwd=ROOT / "notebooks",
+            progress_bar=False, kernel_name="python3",
+        )  # fmt: skip
+    assert err.value.ename == "ParameterError"
+    assert "unknown parameter 'NOPE'" in err.value.evalue
+    executed = nbformat.read(tmp_path / "out.ipynb", as_version=4)
+    failed = [i for i, c in enumerate(executed.cells) if c.cell_type == "code"
+              and any(o.get("output_type") == "error" for o in c.get("outputs", []))]  # fmt: skip
+    code = [i for i, c in enumerate(executed.cells) if c.cell_type == "code"]
+    assert failed and code.index(failed[0]) <= 2  # parameters, injected, PROFILES

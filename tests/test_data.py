@@ -182,8 +182,8 @@ def test_verify_finds_damaged_derived_files_and_the_next_load_rebuilds_them(env,
     # A truncated tensor file: named, removed, and rebuilt by the next load.
     tensors.write_bytes(tensors.read_bytes()[:100])
     damaged = [line for line in verify_cache() if line.startswith("damaged")]
-    assert damaged == ["damaged  mnist/tensors.pt: unreadable (RuntimeError); removed, the next "
-                       "load rebuilds it"]  # fmt: skip
+    assert damaged == ["damaged  mnist/tensors.pt: checksum mismatch (damaged since it was made); "
+                       "removed, the next load rebuilds it"]  # fmt: skip
     assert not tensors.exists()
     again = load_images("mnist", normalization="none", mirror=mirror, progress=False)
     assert torch.equal(again["train"][0], first["train"][0]) and tensors.exists()
@@ -200,6 +200,62 @@ def test_verify_finds_damaged_derived_files_and_the_next_load_rebuilds_them(env,
     assert not raw.exists() and not tensors.exists()
     again = load_images("mnist", normalization="none", mirror=mirror, progress=False)
     assert torch.equal(again["train"][0], first["train"][0]) and raw.exists()
+
+
+def test_a_derived_cache_is_checked_before_use_and_rebuilt_in_one_line(env, monkeypatch, capsys):
+    cache, mirror = env
+    _install(monkeypatch, mirror, "mnist", _mnist_files())
+    first = load_images("mnist", normalization="none", mirror=mirror, progress=False)
+    tensors = cache / "mnist" / "tensors.pt"
+    raw = cache / "mnist" / "torchvision" / "MNIST" / "raw" / "train-images-idx3-ubyte"
+
+    # A flipped byte in the tensor file itself (same size): found by its recorded checksum.
+    data = bytearray(tensors.read_bytes())
+    data[len(data) // 2] ^= 0xFF
+    tensors.write_bytes(bytes(data))
+    again = load_images("mnist", normalization="none", mirror=mirror, progress=False)
+    out = capsys.readouterr().out
+    assert f"dataset cache {tensors}: checksum mismatch" in out and "rebuilding it" in out
+    assert torch.equal(again["train"][0], first["train"][0])
+
+    # Made from other downloads (here: the registry's checksum changed): rebuilt, not served.
+    other = dataclasses.replace(REGISTRY["mnist"], files=tuple(
+        dataclasses.replace(e, sha256="0" * 64) if i == 0 else e
+        for i, e in enumerate(REGISTRY["mnist"].files)))  # fmt: skip
+    from dlnotes.data.store import load_derived
+
+    calls = []
+    with monkeypatch.context() as patched:
+        patched.setitem(REGISTRY, "mnist", other)
+        load_derived(tensors, "mnist", lambda: calls.append(1) or {"x": torch.zeros(1)})
+    assert calls == [1] and "made from other downloads" in capsys.readouterr().out
+
+    # A damaged decompressed file is never read at load time: a rebuild decompresses afresh.
+    data = bytearray(raw.read_bytes())
+    data[200] ^= 0xFF
+    raw.write_bytes(bytes(data))
+    tensors.unlink()
+    again = load_images("mnist", normalization="none", mirror=mirror, progress=False)
+    assert torch.equal(again["train"][0], first["train"][0])
+
+
+def test_a_silent_mirror_fails_within_seconds(env, monkeypatch):
+    import socket
+    import time
+
+    from dlnotes.data.store import SILENT_S
+
+    server = socket.socket()
+    server.bind(("127.0.0.1", 0))
+    server.listen()  # accepts connections, never answers
+    try:
+        offline = dataclasses.replace(REGISTRY["mnist"], urls=())
+        began = time.monotonic()
+        with pytest.raises(DataError, match="could not get"):
+            fetch(offline, mirror=f"http://127.0.0.1:{server.getsockname()[1]}", progress=False)
+        assert time.monotonic() - began < SILENT_S + 5
+    finally:
+        server.close()
 
 
 def test_unwritable_cache_is_a_clear_error(env, monkeypatch, tmp_path):

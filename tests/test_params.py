@@ -1,7 +1,7 @@
 import pytest
 
-from dlnotes.params import ParameterError, from_profile
-from dlnotes.runner.spec import Param, coerce, read_parameters, validate
+from dlnotes.params import ParameterError, check_injected, from_profile
+from dlnotes.spec import Param, coerce, read_parameters, validate
 
 PROFILES = {"smoke": {"EPOCHS": 1, "LR": 1}, "quick": {"EPOCHS": 5, "LR": 0.5}}
 
@@ -114,3 +114,29 @@ def test_read_parameters_takes_ranges_and_choices_from_the_comments(tmp_path):
     # A profile value outside the declared range is caught before anything runs.
     with pytest.raises(ParameterError, match=r"EPOCHS must be .* got 0 \(profile 'quick'\)"):
         validate("01_x", spec, {})
+
+
+_DECLARED = 'PROFILE = "quick"  # smoke: s | quick: q\nSTEPS = None  # steps [1, 100]\n'
+_PROFILES = 'PROFILES = {"smoke": {"STEPS": 1}, "quick": {"STEPS": 5}}\ncheck_injected(In)\n'
+
+
+@pytest.mark.parametrize(
+    ("injected", "message"),
+    [
+        ("NOPE = 1", "unknown parameter 'NOPE' for this chapter"),
+        ("STEPZ = 1", "Did you mean STEPS?"),
+        ("STEPS = 0", r"STEPS must be an integer in \[1, 100\], got 0"),
+        ("STEPS = 2.5", "STEPS expects an integer"),
+        ("PROFILE = 'turbo'", "PROFILE must be one of smoke, quick"),
+    ],
+)
+def test_check_injected_refuses_what_plain_papermill_passes(injected, message):
+    history = ["", _DECLARED, f"# Parameters\n{injected}\n", _PROFILES]
+    with pytest.raises(ParameterError, match=message):
+        check_injected(history)
+
+
+def test_check_injected_accepts_declared_values_and_runs_without_papermill():
+    check_injected(["", _DECLARED, "# Parameters\nSTEPS = 7\nPROFILE = 'smoke'\n", _PROFILES])
+    check_injected(["", _DECLARED, _PROFILES])  # a run in Jupyter: nothing injected
+    check_injected([])

@@ -95,7 +95,10 @@ def test_an_unusable_checkpoint_is_named_moved_aside_and_ignored(tmp_path, capsy
     elif damage == "empty":
         path.write_bytes(b"")
     target = nn.Linear(5, 2) if damage == "wrong shapes" else nn.Linear(3, 2)
+    before = {k: v.clone() for k, v in target.state_dict().items()}
     assert load_state(path, model=target) is None
+    # Nothing half-loaded: the bias fits in shape, yet stays as it was.
+    assert all(torch.equal(v, before[k]) for k, v in target.state_dict().items())
     out = capsys.readouterr().out
     assert f"checkpoint {path} is unusable" in out and "training afresh" in out
     assert not path.exists() and (tmp_path / "run-abc.pt.corrupt").exists()

@@ -3,12 +3,12 @@ import torch
 from torch import nn
 from torch.utils.data import DataLoader, TensorDataset
 
+from dlnotes.state import checkpoint_file
 from dlnotes.train import (
     Batches,
     History,
     accuracy,
     binary_accuracy,
-    checkpoint_path,
     evaluate,
     fit,
     frechet_distance,
@@ -195,9 +195,9 @@ def test_resume_after_an_interrupted_epoch_reproduces_the_uninterrupted_run(tmp_
 
 
 def test_a_finished_checkpoint_is_loaded_not_retrained(tmp_path):
-    path = checkpoint_path("net", {"lr": 0.1, "epochs": 3}, root=tmp_path)
-    assert path != checkpoint_path("net", {"lr": 0.2, "epochs": 3}, root=tmp_path)
-    assert path == checkpoint_path("net", {"epochs": 3, "lr": 0.1}, root=tmp_path)
+    path = checkpoint_file("net", {"lr": 0.1, "epochs": 3}, code=[_model], root=tmp_path)
+    assert path != checkpoint_file("net", {"lr": 0.2, "epochs": 3}, code=[_model], root=tmp_path)
+    assert path == checkpoint_file("net", {"epochs": 3, "lr": 0.1}, code=[_model], root=tmp_path)
     X, y = _data()
     trained = _model()
     first = fit(trained, torch.optim.SGD(trained.parameters(), lr=0.1), nn.BCEWithLogitsLoss(),
@@ -276,3 +276,24 @@ def test_history_add_and_last():
     h.add(a=1.0, b=2.0)
     h.add(a=3.0)
     assert h["a"] == [1.0, 3.0] and h.last("b") == 2.0 and "a" in h and "c" not in h
+
+
+@pytest.mark.parametrize("damage", ["truncated", "empty"])
+def test_fit_names_a_damaged_checkpoint_moves_it_aside_and_retrains(tmp_path, capsys, damage):
+    X, y = _data()
+    path = tmp_path / "net.pt"
+    reference = _model()
+    expected = fit(reference, torch.optim.SGD(reference.parameters(), lr=0.1),
+                   nn.BCEWithLogitsLoss(), (X, y), epochs=3, progress=False)  # fmt: skip
+    model = _model()
+    fit(model, torch.optim.SGD(model.parameters(), lr=0.1), nn.BCEWithLogitsLoss(), (X, y),
+        epochs=3, checkpoint=path, progress=False)  # fmt: skip
+    path.write_bytes(path.read_bytes()[:100] if damage == "truncated" else b"")
+    fresh, calls = _model(), []
+    again = fit(fresh, torch.optim.SGD(fresh.parameters(), lr=0.1), nn.BCEWithLogitsLoss(),
+                (X, y), epochs=3, checkpoint=path, progress=False,
+                on_step_end=lambda *a: calls.append(a))  # fmt: skip
+    assert f"checkpoint {path} is unusable" in capsys.readouterr().out
+    assert len(calls) == 3 and again["train_loss"] == expected["train_loss"]  # retrained in full
+    assert (tmp_path / "net.pt.corrupt").exists()
+    assert torch.load(path, weights_only=False)["epoch"] == 3  # a new, good checkpoint

@@ -53,3 +53,4 @@ def test_the_search_dictionary_knows_the_glossarys_chinese_terms():
     missing = [zh for _, zh, kind in _glossary() if kind == "term" and " " not in zh
                and zh not in words]  # fmt: skip
     assert not missing, f"add to book/zh_terms.txt: {missing}"
+

@@ -8,7 +8,7 @@ from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
 
-__all__ = ["atomic_path", "write_atomic"]
+__all__ = ["atomic_path", "write_atomic", "why_unwritable"]
 
 
 @contextmanager
@@ -31,3 +31,15 @@ def write_atomic(path: Path, data: str | bytes) -> None:
     """Write ``data`` to ``path`` atomically."""
     with atomic_path(path) as tmp:
         tmp.write_bytes(data if isinstance(data, bytes) else data.encode())
+
+
+def why_unwritable(folder: Path) -> str | None:
+    """Return why ``folder`` (created if missing) cannot be written to, or None when it can."""
+    try:
+        folder.mkdir(parents=True, exist_ok=True)
+        probe = folder / f".dlnotes-write-test-{os.getpid()}"
+        probe.write_bytes(b"")
+        probe.unlink()
+    except OSError as exc:
+        return exc.strerror or str(exc)
+    return None

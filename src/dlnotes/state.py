@@ -117,8 +117,6 @@ def checkpoint_file(name: str, config: dict, *, code=(), root: str | Path | None
 
 
 def _rng_states(generators) -> dict:
-    # `train.fit` still keeps its own copy of this (and of the loading below); `fit` moves onto
-    # save_state/load_state with chapter 06's next re-execution, whose fingerprint covers it.
     states = {"torch": torch.get_rng_state()}
     if torch.cuda.is_available() and torch.cuda.is_initialized():
         states["cuda"] = torch.cuda.get_rng_state_all()
@@ -141,6 +139,18 @@ def save_state(path: str | Path, *, generators: dict | None = None, **parts: Any
         torch.save(state, tmp)
 
 
+def _check_fits(key: str, obj: Any, saved: dict) -> None:
+    # A module's load_state_dict copies what fits and raises only at the end, leaving a mix of
+    # saved and fresh weights; checking names and shapes first keeps a fresh model fresh.
+    if isinstance(obj, torch.nn.Module):
+        own = obj.state_dict()
+        if own.keys() != saved.keys():
+            raise KeyError(f"{key}: saved entries differ from the model's")
+        for name, value in own.items():
+            if getattr(value, "shape", None) != getattr(saved[name], "shape", None):
+                raise ValueError(f"{key}.{name}: saved shape differs from the model's")
+
+
 def load_state(
     path: str | Path,
     *,
@@ -160,6 +170,8 @@ def load_state(
         return None
     try:
         state = torch.load(path, map_location=map_location, weights_only=False)
+        for key, obj in parts.items():  # all checked first: a failed load half-loads nothing
+            _check_fits(key, obj, state[key])
         for key, obj in parts.items():
             obj.load_state_dict(state[key])
     except Exception as exc:  # any unreadable or mismatched file means: start afresh

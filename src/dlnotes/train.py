@@ -8,8 +8,6 @@ the loop itself writes its own.
 
 from __future__ import annotations
 
-import hashlib
-import json
 import time
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
@@ -20,7 +18,7 @@ import torch
 from torch import nn
 from tqdm.auto import tqdm
 
-from .files import atomic_path
+from .state import load_state, save_state
 
 __all__ = [
     "History",
@@ -33,7 +31,6 @@ __all__ = [
     "frechet_distance",
     "random_crop_flip",
     "warmup_cosine",
-    "checkpoint_path",
 ]
 
 Metric = Callable[[torch.Tensor, torch.Tensor], torch.Tensor]
@@ -168,7 +165,7 @@ def random_crop_flip(
     return x
 
 
-# --- schedules and checkpoints --------------------------------------------------------------
+# --- schedules ---------------------------------------------------------------------------
 
 
 def warmup_cosine(
@@ -184,37 +181,6 @@ def warmup_cosine(
         opt, T_max=max(total_steps - warmup_steps, 1), eta_min=floor * opt.defaults["lr"]
     )
     return sched.SequentialLR(opt, [warm, decay], milestones=[max(warmup_steps, 1)])
-
-
-def checkpoint_path(name: str, config: dict, root: str | Path | None = None) -> Path:
-    """Return the checkpoint file for a run of ``name`` with ``config`` (any JSON-able dict).
-
-    The file name carries a hash of the configuration, so a rerun with the same parameters finds
-    the finished model and a changed parameter trains afresh. ``root`` defaults to
-    ``checkpoints/`` in the dlnotes cache (``DLNOTES_CACHE``).
-    """
-    from .data.store import cache_dir
-
-    key = hashlib.sha256(json.dumps(config, sort_keys=True, default=str).encode()).hexdigest()
-    folder = Path(root) if root is not None else cache_dir() / "checkpoints"
-    return folder / f"{name}-{key[:12]}.pt"
-
-
-def _rng_states(generator: torch.Generator | None) -> dict:
-    states = {"torch": torch.get_rng_state()}
-    if generator is not None:
-        states["generator"] = generator.get_state()
-    if torch.cuda.is_available() and torch.cuda.is_initialized():
-        states["cuda"] = torch.cuda.get_rng_state_all()
-    return states
-
-
-def _restore_rng(states: dict, generator: torch.Generator | None) -> None:
-    torch.set_rng_state(states["torch"])
-    if generator is not None and "generator" in states:
-        generator.set_state(states["generator"])
-    if "cuda" in states and torch.cuda.is_available():
-        torch.cuda.set_rng_state_all(states["cuda"])
 
 
 def _stateful(model, opt, scheduler, ema) -> dict:
@@ -318,14 +284,16 @@ def fit(
     rng = generator if generator is not None else getattr(train, "generator", None)
     history, start, stop = History(), 0, False
     checkpoint = Path(checkpoint) if checkpoint is not None else None
-    if checkpoint is not None and checkpoint.exists():
-        saved = torch.load(checkpoint, map_location=device, weights_only=False)
+    generators = {"generator": rng} if rng is not None else {}
+    parts = _stateful(model, opt, scheduler, ema)
+    # An unreadable checkpoint is named, moved aside and treated as absent: training restarts.
+    saved = None
+    if checkpoint is not None:
+        saved = load_state(checkpoint, generators=generators, map_location=device, **parts)
+    if saved is not None:
         if saved["epoch"] > epochs:
             raise ValueError(f"{checkpoint} holds {saved['epoch']} epochs, more than {epochs}")
-        for key, obj in _stateful(model, opt, scheduler, ema).items():
-            obj.load_state_dict(saved[key])
         history, start, stop = History(saved["history"]), saved["epoch"], saved["stopped"]
-        _restore_rng(saved["rng"], rng)
     step = start * len(train) if hasattr(train, "__len__") else 0
     bar = tqdm(range(start, start if stop else epochs), desc=progress if isinstance(progress, str) else None,
                disable=progress is False, leave=False, mininterval=0.5)  # fmt: skip
@@ -372,10 +340,8 @@ def fit(
         if on_epoch_end is not None:
             stop = bool(on_epoch_end(epoch, model, history))
         if checkpoint is not None:
-            state = {k: v.state_dict() for k, v in _stateful(model, opt, scheduler, ema).items()}
-            with atomic_path(checkpoint) as tmp:
-                torch.save(state | {"epoch": epoch + 1, "history": history.curves, "stopped": stop,
-                                    "rng": _rng_states(rng)}, tmp)  # fmt: skip
+            save_state(checkpoint, generators=generators, **parts, epoch=epoch + 1,
+                       history=history.curves, stopped=stop)  # fmt: skip
         bar.set_postfix(loss=f"{history.last('train_loss'):.4f}", refresh=False)
         if stop:
             break

@@ -29,6 +29,8 @@ __all__ = [
     "figure_png",
     "gif_gallery",
     "image_grid",
+    "display_image",
+    "show_image",
 ]
 
 # Ten flat bands of P(y=1): flat colours keep GIFs small and make the 0.5 line easy to read.
@@ -174,15 +176,7 @@ def image_grid(
     Each image is scaled to its own range for display, so normalised tensors can be passed as
     they are; ``titles`` label the images (for example "true → predicted").
     """
-    images = torch.as_tensor(images).detach().float().cpu()
-    if images.ndim == 4:
-        images = images.permute(0, 2, 3, 1)  # (N, H, W, C) for imshow
-        if images.shape[-1] == 1:
-            images = images[..., 0]
-    per_image = tuple(range(1, images.ndim))
-    lo = images.amin(dim=per_image, keepdim=True)
-    hi = images.amax(dim=per_image, keepdim=True)
-    images = ((images - lo) / (hi - lo).clamp_min(1e-8)).numpy()
+    images = [display_image(image) for image in images]
     n = len(images)
     rows = max(1, -(-n // columns))
     with plt.rc_context(_STYLE | {"axes.titlesize": 8}):
@@ -192,8 +186,40 @@ def image_grid(
         for i, ax in enumerate(axes.flat):
             ax.set_axis_off()
             if i < n:
-                ax.imshow(images[i], cmap=cmap if images[i].ndim == 2 else None)
-                if titles is not None:
-                    ax.set_title(titles[i])
+                show_image(ax, images[i], title=titles[i] if titles is not None else None,
+                           cmap=cmap)  # fmt: skip
         fig.tight_layout()
     return fig
+
+
+def display_image(
+    image: np.ndarray | torch.Tensor, value_range: tuple[float, float] | None = None
+) -> np.ndarray:
+    """Return one image, (H, W) or (C, H, W) with C in {1, 3}, as ``imshow`` takes it: (H, W) or
+    (H, W, 3), in [0, 1]. ``value_range`` = (lo, hi) maps that range (``(-1, 1)`` for a GAN's
+    tanh outputs) and clips; None stretches the image's own minimum and maximum."""
+    image = torch.as_tensor(image).detach().float().cpu()
+    if image.ndim == 3:
+        image = image[0] if image.shape[0] == 1 else image.permute(1, 2, 0)
+    lo, hi = value_range if value_range is not None else (image.min(), image.max())
+    return ((image - lo) / max(float(hi - lo), 1e-8)).clamp(0, 1).numpy()
+
+
+def show_image(
+    ax,
+    image: np.ndarray | torch.Tensor,
+    *,
+    value_range: tuple[float, float] | None = None,
+    title: str | None = None,
+    cmap: str = "gray_r",
+):
+    """Draw one image on ``ax`` (see :func:`display_image`), without ticks; return ``ax``.
+
+    Single-channel images use ``cmap`` (dark ink on white by default); colour images their own
+    colours."""
+    shown = display_image(image, value_range) if not isinstance(image, np.ndarray) else image
+    ax.imshow(shown, cmap=cmap if shown.ndim == 2 else None, vmin=0, vmax=1)
+    ax.set(xticks=[], yticks=[])
+    if title is not None:
+        ax.set_title(title)
+    return ax

@@ -16,7 +16,7 @@ import torch
 
 from ..files import atomic_path
 from .registry import get
-from .store import DataError, cache_dir, dataset_root, fetch
+from .store import DataError, cache_dir, dataset_root, fetch, load_derived
 
 __all__ = ["ImageData", "load_images", "normalize", "NORMALIZATIONS"]
 
@@ -67,16 +67,16 @@ def _channel_stats(x: torch.Tensor) -> tuple[list[float], list[float]]:
 
 def _torchvision_mnist(name: str, **fetch_kwargs) -> dict[str, tuple[torch.Tensor, torch.Tensor]]:
     folder = fetch(name, **fetch_kwargs)  # verifies the files (cheaply, once they are stamped)
-    cached = folder / "tensors.pt"
-    if cached.exists():  # skips importing torchvision.datasets, about a second per process
-        return torch.load(cached, weights_only=True)
-    from torchvision import datasets
 
-    cls = {"mnist": datasets.MNIST, "fashion-mnist": datasets.FashionMNIST}[name]
-    tv_root = folder / "torchvision"
-    raw = tv_root / cls.__name__ / "raw"
-    if not raw.is_dir():
-        # torchvision reads the uncompressed IDX files from <root>/<Class>/raw.
+    def build():
+        from torchvision import datasets
+
+        cls = {"mnist": datasets.MNIST, "fashion-mnist": datasets.FashionMNIST}[name]
+        tv_root = folder / "torchvision"
+        raw = tv_root / cls.__name__ / "raw"
+        # torchvision reads the uncompressed IDX files from <root>/<Class>/raw; they are made
+        # afresh from the verified archives each time, so a damaged old copy is never read.
+        shutil.rmtree(raw, ignore_errors=True)
         with atomic_path(raw) as tmp:
             tmp.mkdir()
             for entry in get(name).files:
@@ -85,14 +85,15 @@ def _torchvision_mnist(name: str, **fetch_kwargs) -> dict[str, tuple[torch.Tenso
                     open(tmp / entry.name[:-3], "wb") as dst,
                 ):
                     shutil.copyfileobj(src, dst)
-    splits = {}
-    for split, train in (("train", True), ("test", False)):
-        ds = cls(root=str(tv_root), train=train, download=False)
-        splits[split] = (ds.data.unsqueeze(1), ds.targets)  # (N, 1, 28, 28) uint8
-    splits["classes"] = list(cls.classes)
-    with atomic_path(cached) as tmp:
-        torch.save(splits, tmp)
-    return splits
+        splits = {}
+        for split, train in (("train", True), ("test", False)):
+            ds = cls(root=str(tv_root), train=train, download=False)
+            splits[split] = (ds.data.unsqueeze(1), ds.targets)  # (N, 1, 28, 28) uint8
+        splits["classes"] = list(cls.classes)
+        return splits
+
+    # Loading the cached tensors skips importing torchvision.datasets, about a second per process.
+    return load_derived(folder / "tensors.pt", name, build)
 
 
 def _torchvision_cifar10(**fetch_kwargs):
@@ -168,15 +169,15 @@ def _decode(files: list[tuple[Path, int]], size: int | None, desc: str, progress
 def _image_folder(name: str, size: int | None, progress: bool, **fetch_kwargs):
     """Decode an image-folder dataset once; later calls load the cached uint8 tensors."""
     cached = cache_dir(fetch_kwargs.get("cache")) / name / f"tensors-{size or 'native'}.pt"
-    if cached.exists():
-        return torch.load(cached, weights_only=True)
-    root = dataset_root(name, progress=progress, **fetch_kwargs)
-    listing, classes = _folder_listing(name, root)
-    data = {s: _decode(files, size, f"{name} {s}", progress) for s, files in listing.items()}
-    data["classes"] = classes
-    with atomic_path(cached) as tmp:
-        torch.save(data, tmp)
-    return data
+
+    def build():
+        root = dataset_root(name, progress=progress, **fetch_kwargs)
+        listing, classes = _folder_listing(name, root)
+        data = {s: _decode(files, size, f"{name} {s}", progress) for s, files in listing.items()}
+        data["classes"] = classes
+        return data
+
+    return load_derived(cached, name, build)
 
 
 def load_images(

@@ -18,6 +18,7 @@ from pathlib import Path
 
 from tqdm.auto import tqdm
 
+from ..files import atomic_path, why_unwritable, write_atomic
 from .registry import DataFile, Dataset, get
 
 __all__ = [
@@ -29,6 +30,7 @@ __all__ = [
     "verify_cache",
     "checksum_ok",
     "file_digest",
+    "load_derived",
 ]
 
 _CHUNK = 1 << 20
@@ -103,9 +105,14 @@ def _sources(dataset: Dataset, entry: DataFile, mirror: str | None) -> list[str]
     return sources
 
 
+# Seconds a source may stay silent (connecting, or between two reads) before the next is tried:
+# a mirror that does not answer fails in seconds, not a minute per file.
+SILENT_S = 5
+
+
 def _copy_url(url: str, target: Path, label: str, progress: bool) -> None:
     request = urllib.request.Request(url, headers={"User-Agent": "dlnotes"})
-    with urllib.request.urlopen(request, timeout=60) as response, open(target, "wb") as out:
+    with urllib.request.urlopen(request, timeout=SILENT_S) as response, open(target, "wb") as out:
         total = int(response.headers.get("Content-Length") or 0) or None
         with tqdm(total=total, unit="B", unit_scale=True, desc=label, disable=not progress,
                   leave=False) as bar:  # fmt: skip
@@ -115,16 +122,11 @@ def _copy_url(url: str, target: Path, label: str, progress: bool) -> None:
 
 
 def _writable(folder: Path) -> None:
-    try:
-        folder.mkdir(parents=True, exist_ok=True)
-        probe = folder / f".write-test-{os.getpid()}"
-        probe.touch()
-        probe.unlink()
-    except OSError as exc:
+    if (why := why_unwritable(folder)) is not None:
         raise DataError(
-            f"the dataset cache {folder} is not writable ({exc.strerror}); set DLNOTES_CACHE to a "
+            f"the dataset cache {folder} is not writable ({why}); set DLNOTES_CACHE to a "
             "folder you can write to"
-        ) from None
+        )
 
 
 def fetch_file(
@@ -249,16 +251,66 @@ def dataset_root(name: str | Dataset, **kwargs) -> Path:
     )
 
 
+def _source_key(dataset: Dataset) -> str:
+    return " ".join(f"{e.name}:{e.sha256 or e.md5 or 'unverified'}" for e in dataset.files)
+
+
+def _record_file(path: Path) -> Path:
+    return path.with_name(f".{path.name}.sha256")
+
+
+def _read_derived(path: Path, dataset: Dataset, *, rehash: bool):
+    """Return (data, None) for a sound derived file, or (None, why it is not)."""
+    import torch
+
+    try:
+        stamp, sha = _record_file(path).read_text().split()
+    except (OSError, ValueError):
+        return None, "no record of its checksum"
+    if (rehash or stamp != _stamp(path)) and file_digest(path) != sha:
+        return None, "checksum mismatch (damaged since it was made)"
+    try:
+        saved = torch.load(path, weights_only=True, map_location="cpu")
+    except Exception as exc:  # any failure to read it back means it is unusable
+        return None, f"unreadable ({type(exc).__name__})"
+    if not isinstance(saved, dict) or saved.get("source") != _source_key(dataset):
+        return None, "made from other downloads than the registry's"
+    if stamp != _stamp(path):  # same content, touched: no need to hash it again next time
+        _record_file(path).write_text(f"{_stamp(path)} {sha}")
+    return saved["data"], None
+
+
+def load_derived(path: Path, dataset: str | Dataset, build):
+    """Return what ``build()`` makes from ``dataset``'s downloads, cached in ``path``.
+
+    The file records the checksums of the downloads it was made from, and its own checksum is
+    kept beside it (re-hashed only when its size or time changed, like the downloads). A file
+    that is damaged, unreadable or made from other downloads is rebuilt, saying so in one line.
+    """
+    import torch
+
+    dataset = get(dataset)
+    if path.exists():
+        data, why = _read_derived(path, dataset, rehash=False)
+        if why is None:
+            return data
+        print(f"dataset cache {path}: {why}; rebuilding it from the verified downloads")
+    data = build()
+    with atomic_path(path) as tmp:
+        torch.save({"source": _source_key(dataset), "data": data}, tmp)
+        sha = file_digest(tmp)
+    write_atomic(_record_file(path), f"{_stamp(path)} {sha}")
+    return data
+
+
 def _derived_damage(folder: Path, dataset: Dataset) -> list[tuple[Path, str]]:
     """Return the damaged files made from ``dataset``'s downloads in ``folder``, with why.
 
-    Two kinds are checked: tensor files (``*.pt``: a truncated or corrupted one fails to load)
-    and files decompressed from a ``.gz`` download (compared byte for byte with the archive, so
-    a flipped byte is found). A tensor file made after a damaged decompressed file is damaged too.
+    Two kinds are checked: tensor files (``*.pt``, against the checksum recorded when they were
+    made and the downloads they were made from) and files decompressed from a ``.gz`` download
+    (compared byte for byte with the archive, so a flipped byte is found). A tensor file made after a damaged decompressed file is damaged too.
     """
     import gzip
-
-    import torch
 
     damaged = []
     for entry in dataset.files:
@@ -277,10 +329,9 @@ def _derived_damage(folder: Path, dataset: Dataset) -> list[tuple[Path, str]]:
         damaged += [(p, "made from a damaged file") for p in folder.glob("*.pt")]
         return damaged
     for path in sorted(folder.glob("*.pt")):
-        try:
-            torch.load(path, weights_only=True, map_location="cpu")
-        except Exception as exc:  # any failure to read it back means it is unusable
-            damaged.append((path, f"unreadable ({type(exc).__name__})"))
+        why = _read_derived(path, dataset, rehash=True)[1]
+        if why is not None:
+            damaged.append((path, why))
     return damaged
 
 
@@ -311,6 +362,7 @@ def verify_cache(cache: str | Path | None = None) -> list[str]:
             rel = path.relative_to(root)
             if path.suffix == ".pt":
                 path.unlink(missing_ok=True)
+                _record_file(path).unlink(missing_ok=True)
             else:  # decompressed files are written as one folder: remove it whole
                 shutil.rmtree(path.parent, ignore_errors=True)
                 rel = f"{rel} (and the folder {path.parent.relative_to(root)})"

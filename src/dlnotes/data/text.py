@@ -9,8 +9,7 @@ from pathlib import Path
 
 import torch
 
-from ..files import atomic_path
-from .store import cache_dir, dataset_root
+from .store import cache_dir, dataset_root, load_derived
 
 __all__ = ["TextData", "load_imdb", "Vocab", "tokenize"]
 
@@ -42,10 +41,8 @@ def load_imdb(
 
     The 50,000 small files are read once and cached as one file beside the archive.
     """
-    cached = cache_dir(cache) / name / "reviews.pt"
-    if cached.exists():
-        data = torch.load(cached, weights_only=True)
-    else:
+
+    def build():
         root = dataset_root(name, cache=cache, mirror=mirror, progress=progress)
         data = {"texts": {}, "labels": {}}
         for split in ("train", "test"):
@@ -55,8 +52,9 @@ def load_imdb(
                 texts += [p.read_text(encoding="utf-8") for p in files]
                 labels += [label] * len(files)
             data["texts"][split], data["labels"][split] = texts, torch.tensor(labels)
-        with atomic_path(cached) as tmp:
-            torch.save(data, tmp)
+        return data
+
+    data = load_derived(cache_dir(cache) / name / "reviews.pt", name, build)
     return TextData(data["texts"], data["labels"], name)
 
 

@@ -13,8 +13,8 @@ from pathlib import Path
 from typing import Any
 
 from ..files import write_atomic
+from ..spec import ChapterParams, parse_parameters
 from .fingerprint import Fingerprint, fingerprint
-from .spec import ChapterParams, parse_parameters
 
 __all__ = [
     "Chapter",

@@ -21,10 +21,10 @@ from datetime import datetime, timezone
 from pathlib import Path
 from typing import Any
 
-from ..files import write_atomic
+from ..files import why_unwritable, write_atomic
 from ..params import ParameterError
+from ..spec import validate
 from .chapter import Chapter, ChapterError, list_chapters, metrics_from_notebook
-from .spec import validate
 
 __all__ = ["RunResult", "preflight", "run_chapter", "resolved_environment", "describe_chapters"]
 
@@ -69,15 +69,8 @@ def _probe_mirror(url: str) -> None:
 
 
 def _writable_folder(folder: Path, what: str) -> None:
-    # The data layer's `store._writable` does the same probe with a cache-only message; it is
-    # in chapter 06's fingerprint, so the two merge when that hour-long report is next remade.
-    try:
-        folder.mkdir(parents=True, exist_ok=True)
-        probe = folder / f".dlnotes-write-test-{os.getpid()}"
-        probe.write_bytes(b"")
-        probe.unlink()
-    except OSError as exc:
-        raise ChapterError(f"{what} {folder} is not writable ({exc.strerror or exc})") from None
+    if (why := why_unwritable(folder)) is not None:
+        raise ChapterError(f"{what} {folder} is not writable ({why})")
 
 
 def resolved_environment(cwd: Path | None = None) -> dict[str, str]:

@@ -135,7 +135,7 @@ class OverviewTable(SphinxDirective):
     def _run_of(self, chapter: str, language: str) -> dict:
         """Return a chapter's metrics (None when it has not run), its report's provenance, its
         title in ``language`` and its parameters at the reports' scale."""
-        from .spec import parse_parameters
+        from ..spec import parse_parameters
 
         chapters = Path(self.env.srcdir) / "chapters"
         metrics_file = chapters / f"{chapter}.metrics.json"

@@ -1,4 +1,4 @@
-"""A chapter's parameters as the runner reads them: names, types, ranges, choices, profiles.
+"""A chapter's parameters as declared in its source: names, types, ranges, choices, profiles.
 
 The parameters cell holds literal ``NAME = value  # comment`` lines; ``None`` means "take the
 profile's value". The comment says what the value is and declares what it may be:
@@ -9,7 +9,8 @@ profile's value". The comment says what the value is and declares what it may be
 - a boolean is ``True`` or ``False``.
 
 A later cell declares ``PROFILES`` as a literal dict. Everything here is parsed from the source,
-never executed, so bad values are refused before a kernel starts.
+never executed, so the runner refuses bad values before a kernel starts, and a chapter run by
+plain papermill refuses them in its first cells (:func:`dlnotes.params.check_injected`).
 """
 
 from __future__ import annotations
@@ -22,9 +23,17 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from ..params import DEVICES, ParameterError
+from .params import DEVICES, ParameterError
 
-__all__ = ["Param", "ChapterParams", "parse_parameters", "read_parameters", "coerce", "validate"]
+__all__ = [
+    "Param",
+    "ChapterParams",
+    "parse_source",
+    "parse_parameters",
+    "read_parameters",
+    "coerce",
+    "validate",
+]
 
 _INTERVAL = re.compile(
     r"(?P<open>[\[(])\s*(?P<lo>-?inf|[-+0-9.eE_]+)\s*,\s*(?P<hi>-?inf|[-+0-9.eE_]+)\s*(?P<close>[\])])\s*$"
@@ -129,7 +138,11 @@ def _choices(comment: str) -> tuple[str, ...] | None:
 
 def parse_parameters(notebook) -> ChapterParams:
     """Parse the parameters cell and the PROFILES dict of a notebook read by jupytext."""
-    source, later = _parameters_cell(notebook)
+    return parse_source(*_parameters_cell(notebook))
+
+
+def parse_source(source: str, later: list[str]) -> ChapterParams:
+    """Parse a parameters cell's ``source`` and the PROFILES dict found in the ``later`` cells."""
     profiles: dict[str, dict[str, Any]] = {}
     for src in later:
         try:
@@ -230,6 +243,7 @@ def validate(chapter: str, spec: ChapterParams, overrides: dict[str, Any]) -> di
     Values taken from the chosen profile are checked against the declared ranges too, so a
     profile that contradicts its own parameters cell fails here rather than in a cell.
     """
+    where = f"chapter {chapter}" if chapter else "this chapter"
     checked = {}
     for name, raw in overrides.items():
         if name not in spec.params:
@@ -237,15 +251,13 @@ def validate(chapter: str, spec: ChapterParams, overrides: dict[str, Any]) -> di
             hint = f" Did you mean {close[0]}?" if close else ""
             listing = "\n  ".join(p.describe() for p in spec.params.values())
             raise ParameterError(
-                f"unknown parameter {name!r} for chapter {chapter}.{hint}\n"
-                f"Its parameters are:\n  {listing}"
+                f"unknown parameter {name!r} for {where}.{hint}\nIts parameters are:\n  {listing}"
             )
         checked[name] = coerce(spec.params[name], raw)
     profile = checked.get("PROFILE", spec.params.get("PROFILE", Param("", None, None, "")).default)
     if spec.profiles and profile not in spec.profiles:
         raise ParameterError(
-            f"unknown PROFILE {profile!r} for chapter {chapter}; choose one of "
-            f"{', '.join(spec.profiles)}"
+            f"unknown PROFILE {profile!r} for {where}; choose one of {', '.join(spec.profiles)}"
         )
     if checked.get("DEVICE", "auto") not in DEVICES:
         raise ParameterError(
