@@ -148,6 +148,30 @@ def test_chinese_headings_are_translated(site):
         assert not english, f"{page.name}: untranslated headings {english}"
 
 
+def _catalog(chapter: str) -> dict[str, str]:
+    with (LOCALE / "chapters" / f"{chapter}.po").open("rb") as f:
+        return {m.id: m.string for m in read_po(f) if m.id and m.string}
+
+
+@pytest.mark.slow
+def test_chinese_pages_translate_the_result_tables(site):
+    from dlnotes.runner.tables import table_messages, translate_tables
+
+    for page in sorted((site / "zh" / "chapters").glob("*.html")):
+        catalog = _catalog(page.stem)
+        english = (site / "en" / "chapters" / page.name).read_text(encoding="utf-8")
+        chinese = page.read_text(encoding="utf-8")
+        messages = table_messages(english)
+        # Every word of the English page's tables is in the catalog ...
+        assert messages and not [m for m in messages if m not in catalog], page.name
+        _, on_english = translate_tables(english, lambda m, c=catalog: c.get(m, m))
+        _, left = translate_tables(chinese, lambda m, c=catalog: c.get(m, m))
+        # ... and on the Chinese page none is left in English (names stay as they are).
+        assert on_english >= 10 and left == 0, (page.name, on_english, left)
+    chapter = (site / "zh" / "chapters" / "07_activations.html").read_text(encoding="utf-8")
+    assert re.search(r">拟合（\d+ 次中 \d+ 次）</td>", chapter)  # numbers kept, order Chinese
+
+
 @pytest.mark.slow
 def test_overview_table_lists_the_reports_numbers(site):
     for folder, header in (("en", "Lab report"), ("zh", "实验报告")):

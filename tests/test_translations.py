@@ -54,3 +54,14 @@ def test_the_search_dictionary_knows_the_glossarys_chinese_terms():
                and zh not in words]  # fmt: skip
     assert not missing, f"add to book/zh_terms.txt: {missing}"
 
+
+def test_table_translations_keep_every_number():
+    # A table message's {0}, {1} … are the run's numbers: a translation must place each of them.
+    wrong = []
+    for name, msgid, msgstr in _messages():
+        if "{glue" in msgid:
+            continue
+        holes = sorted(re.findall(r"\{\d+\}", msgid))
+        if holes and sorted(re.findall(r"\{\d+\}", msgstr)) != holes:
+            wrong.append((name, msgid, msgstr))
+    assert not wrong, wrong[:3]

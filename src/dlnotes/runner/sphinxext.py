@@ -16,7 +16,7 @@ import yaml
 from docutils import nodes
 from sphinx.util.docutils import SphinxDirective
 
-from . import pages
+from . import pages, tables
 
 __all__ = [
     "setup",
@@ -324,6 +324,7 @@ def setup(app):
     logging.getLogger("jieba").setLevel(logging.WARNING)
     app.connect("html-page-context", _add_twin_link)
     pages.setup(app)
+    tables.setup(app)
     app.add_directive("dlnotes-overview", OverviewTable)
     app.add_directive("dlnotes-datasets", DatasetTable)
     app.add_directive("dlnotes-bench", BenchTables)
