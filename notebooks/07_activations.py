@@ -30,34 +30,60 @@
 #   nonlinearity decides how a network generalises.
 
 # %% tags=["parameters"]
-PROFILE = "quick"  # smoke: seconds, for tests | quick: minutes on a CPU | full: more of both
+PROFILE = "quick"  # smoke: seconds (tests) | quick: minutes on a CPU | full
 DEVICE = "auto"  # auto | cpu | cuda
-SEED = 0  # seeds the data, the initial weights and everything random after them [0, 4294967295]
+SEED = 0  # seeds the data, weights and all that is random [0, 4294967295]
 N_SAMPLES = None  # half-moon points, train and test together [20, 1000000]
-NOISE = 0.2  # standard deviation of the Gaussian noise make_moons adds to each point [0, 10]
+NOISE = 0.2  # std of the Gaussian noise make_moons adds to each point [0, 10]
 TEST_SHARE = 0.3  # share of the points held out for testing (0, 1)
-STEPS = None  # full-batch AdamW steps per activation; None takes the profile's value [1, 1000000]
+STEPS = None  # full-batch AdamW steps per activation [1, 1000000]
 LR = 0.01  # AdamW learning rate (0, 1]
 WEIGHT_DECAY = 0.01  # AdamW weight decay (PyTorch's default) [0, 1]
-FRAMES = None  # decision-boundary snapshots per activation (GIF frames) [1, 1000]
+FRAMES = None  # boundary snapshots per activation (GIF frames) [1, 1000]
 GRID = None  # grid points per axis for the decision boundary [2, 1000]
 ACTIVATIONS = "all"  # comma-separated activation names to train, or "all"
-SEEDS = None  # initial weights each verdict is taken over: SEED, SEED + 1, … [1, 100]
+SEEDS = None  # weights each verdict is taken over: SEED, SEED + 1, … [1, 100]
 
 # %%
-# Sizes per profile. A parameter set above (not None) wins over its profile's value.
+# Sizes per profile. A parameter set above (not None) wins over its profile.
 PROFILES = {
-    "smoke": {"N_SAMPLES": 200, "STEPS": 60, "FRAMES": 3, "GRID": 24, "SEEDS": 2},
-    "quick": {"N_SAMPLES": 1000, "STEPS": 3000, "FRAMES": 20, "GRID": 90, "SEEDS": 5},
-    "full": {"N_SAMPLES": 2000, "STEPS": 10000, "FRAMES": 40, "GRID": 140, "SEEDS": 5},
+    "smoke": {
+        "N_SAMPLES": 200,
+        "STEPS": 60,
+        "FRAMES": 3,
+        "GRID": 24,
+        "SEEDS": 2,
+    },
+    "quick": {
+        "N_SAMPLES": 1000,
+        "STEPS": 3000,
+        "FRAMES": 20,
+        "GRID": 90,
+        "SEEDS": 5,
+    },
+    "full": {
+        "N_SAMPLES": 2000,
+        "STEPS": 10000,
+        "FRAMES": 40,
+        "GRID": 140,
+        "SEEDS": 5,
+    },
 }
 
 from dlnotes.params import check_injected, from_profile
 
-check_injected(In)  # under plain papermill: refuse unknown parameters and out-of-range values
+check_injected(
+    In
+)  # under plain papermill: refuse unknown parameters and out-of-range values
 
 N_SAMPLES, STEPS, FRAMES, GRID, SEEDS = from_profile(
-    PROFILES, PROFILE, N_SAMPLES=N_SAMPLES, STEPS=STEPS, FRAMES=FRAMES, GRID=GRID, SEEDS=SEEDS
+    PROFILES,
+    PROFILE,
+    N_SAMPLES=N_SAMPLES,
+    STEPS=STEPS,
+    FRAMES=FRAMES,
+    GRID=GRID,
+    SEEDS=SEEDS,
 )
 
 # %% [markdown]
@@ -76,26 +102,30 @@ import pandas as pd
 import seaborn as sns
 import torch
 from IPython.display import display
+from matplotlib_inline.backend_inline import set_matplotlib_formats
 from sklearn.datasets import make_moons
 from sklearn.model_selection import train_test_split
 from torch import nn
 
-from dlnotes.env import describe_device, pick_device, seed_everything
+from dlnotes.env import pick_device, seed_everything
 from dlnotes.models import n_params
-from dlnotes.report import publish
+from dlnotes.report import lab_report_table, publish
 from dlnotes.train import binary_accuracy, evaluate, fit
 from dlnotes.viz import (
     animate_boundary,
     animation_gif,
     boundary_grid,
+    boundary_panels,
     figure_png,
     gif_gallery,
     plot_boundary,
     predict_grid,
 )
 
+set_matplotlib_formats(
+    "retina"
+)  # figures at twice the pixels, shown at their size
 device = pick_device(DEVICE)
-print(f"profile {PROFILE}, device {describe_device(device)}, seed {SEED}")
 
 # %% [markdown]
 # ## The data
@@ -111,14 +141,18 @@ X_train_np, X_test_np, y_train_np, y_test_np = train_test_split(
     X_np, y_np, test_size=TEST_SHARE, random_state=SEED, stratify=y_np
 )
 X_train = torch.tensor(X_train_np, dtype=torch.float32, device=device)
-y_train = torch.tensor(y_train_np, dtype=torch.float32, device=device).unsqueeze(1)  # (N, 1)
 X_test = torch.tensor(X_test_np, dtype=torch.float32, device=device)
-y_test = torch.tensor(y_test_np, dtype=torch.float32, device=device).unsqueeze(1)
+# Labels as (N, 1), the shape of the network's one output logit.
+y_train = torch.tensor(y_train_np, dtype=torch.float32, device=device)[:, None]
+y_test = torch.tensor(y_test_np, dtype=torch.float32, device=device)[:, None]
 grid_points, extent = boundary_grid(X_np, n=GRID)
 
+# %% tags=["hide-input"]
 fig, ax = plt.subplots(figsize=(4.5, 3.2))
 ax.scatter(*X_train_np.T, c=y_train_np, cmap="coolwarm", s=8, label="train")
-ax.scatter(*X_test_np.T, c=y_test_np, cmap="coolwarm", s=14, marker="x", label="test")
+ax.scatter(
+    *X_test_np.T, c=y_test_np, cmap="coolwarm", s=14, marker="x", label="test"
+)
 ax.set(
     xlabel="$x_1$",
     ylabel="$x_2$",
@@ -152,26 +186,25 @@ PAIRS = {
     "reciprocal": (torch.reciprocal, torch.reciprocal),  # 1/x
     "tan": (torch.tan, torch.tan),
     "sign": (torch.sign, torch.sign),
-    "identity": (torch.nn.Identity(), torch.nn.Identity()),  # ours: the linear control
+    "identity": (nn.Identity(), nn.Identity()),  # ours: the linear control
 }
 ALL = [*PAIRS][:7] + ["sort", "permute"] + [*PAIRS][7:]
-REPORT_FITS = {name: name not in ("reciprocal", "tan", "sign", "identity") for name in ALL}
-names = ALL if ACTIVATIONS == "all" else [a.strip() for a in ACTIVATIONS.split(",")]
-unknown = sorted(set(names) - set(ALL))
-assert not unknown, f"unknown activations {unknown}; choose from {ALL}"
+# The lab report's verdicts; the linear control is ours.
+REPORT = {
+    n: "fails" if n in ("reciprocal", "tan", "sign") else "fits" for n in ALL
+}
+REPORT["identity"] = "(ours)"
 
 
 class MLP(nn.Module):
-    """2 → 10 → 10 → 1 with a chosen nonlinearity between the linear layers."""
+    """2 → 10 → 10 → 1, a chosen nonlinearity between the linear layers."""
 
     def __init__(self, kind: str, hidden: int = 10):
         super().__init__()
         self.kind = kind
-        self.fc1, self.fc2, self.fc3 = (
-            nn.Linear(2, hidden),
-            nn.Linear(hidden, hidden),
-            nn.Linear(hidden, 1),
-        )
+        self.fc1 = nn.Linear(2, hidden)
+        self.fc2 = nn.Linear(hidden, hidden)
+        self.fc3 = nn.Linear(hidden, 1)
 
     def hidden(self, x):
         """Return the two hidden representations, each (B, hidden)."""
@@ -190,8 +223,14 @@ class MLP(nn.Module):
         return self.fc3(self.hidden(x)[1])  # (B, 1) logits
 
 
-print(MLP("relu"))
-print("parameters:", n_params(MLP("relu")))
+names = (
+    ALL
+    if ACTIVATIONS == "all"
+    else [a.strip() for a in ACTIVATIONS.split(",")]
+)
+unknown = sorted(set(names) - set(ALL))
+assert not unknown, f"unknown activations {unknown}; choose from {ALL}"
+print(MLP("relu"), "\nparameters:", n_params(MLP("relu")))
 
 # %% [markdown]
 # ## Training
@@ -202,53 +241,64 @@ print("parameters:", n_params(MLP("relu")))
 # early on when the boundary moves fastest, we store the predicted probability over a grid of the
 # plane. Those snapshots become the animations.
 
-# %%
-loss_fn = nn.BCEWithLogitsLoss()
-snapshot_steps = (
-    sorted({round(STEPS * (i / (FRAMES - 1)) ** 2) for i in range(FRAMES)})
-    if FRAMES > 1
-    else [STEPS]
-)
-runs = {}
-start = time.perf_counter()
-for name in names:
-    seed_everything(SEED)  # same initial weights for every activation
-    model = MLP(name).to(device)
-    opt = torch.optim.AdamW(model.parameters(), lr=LR, weight_decay=WEIGHT_DECAY)
-    log = {"grad_norms": [], "peaks": [], "frames": [], "frame_steps": []}
 
-    def record(step, model, log=log):
+# %%
+def train_watched(name, train, val, grid, snapshots, *, seed, settings):
+    """Train `name` full-batch, recording gradients, activations, boundary."""
+    X, y = train
+    seed_everything(seed)  # the same initial weights for every activation
+    model = MLP(name).to(X.device)
+    lr, wd = settings["lr"], settings["weight_decay"]
+    opt = torch.optim.AdamW(model.parameters(), lr=lr, weight_decay=wd)
+    grads, peaks, frames, frame_steps = [], [], [], []
+
+    def record(step, model):
         layers = (model.fc1, model.fc2, model.fc3)
-        log["grad_norms"].append(torch.stack([m.weight.grad.norm() for m in layers]))
+        grads.append(torch.stack([m.weight.grad.norm() for m in layers]))
         with torch.no_grad():
-            log["peaks"].append(torch.stack([a.abs().max() for a in model.hidden(X_train)]))
-        if step in snapshot_steps:
-            log["frames"].append(predict_grid(model, grid_points))
-            log["frame_steps"].append(step)
+            peaks.append(torch.stack([a.abs().max() for a in model.hidden(X)]))
+        if step in snapshots:
+            frames.append(predict_grid(model, grid))
+            frame_steps.append(step)
 
     t0 = time.perf_counter()
+    steps, loss_fn = settings["steps"], settings["loss_fn"]
+    kw = dict(metric=binary_accuracy, val=val, progress=name)
     history = fit(
-        model,
-        opt,
-        loss_fn,
-        (X_train, y_train),
-        epochs=STEPS,
-        metric=binary_accuracy,
-        val=(X_test, y_test),
-        after_backward=record,
-        progress=name,
+        model, opt, loss_fn, train, epochs=steps, after_backward=record, **kw
     )
-    log["frames"].append(predict_grid(model, grid_points))
-    log["frame_steps"].append(STEPS)
-    runs[name] = {
+    frames.append(predict_grid(model, grid))
+    return {
         "model": model,
         "history": history,
         "seconds": time.perf_counter() - t0,
-        "grad_norms": torch.stack(log["grad_norms"]).cpu().numpy(),  # (STEPS, 3)
-        "peaks": torch.stack(log["peaks"]).cpu().numpy(),  # (STEPS, 2)
-        "frames": np.stack(log["frames"]),  # (FRAMES + 1, GRID, GRID)
-        "frame_steps": log["frame_steps"],
+        "grad_norms": torch.stack(grads).cpu().numpy(),  # (steps, 3)
+        "peaks": torch.stack(peaks).cpu().numpy(),  # (steps, 2)
+        "frames": np.stack(frames),  # (len(snapshots) + 1, GRID, GRID)
+        "frame_steps": [*frame_steps, steps],
     }
+
+
+# %%
+def snapshot_steps(steps: int, frames: int) -> list[int]:
+    """Return the snapshot steps, denser early on, where the boundary moves."""
+    if frames == 1:
+        return [steps]
+    return sorted(
+        {round(steps * (i / (frames - 1)) ** 2) for i in range(frames)}
+    )
+
+
+loss_fn = nn.BCEWithLogitsLoss()
+settings = dict(steps=STEPS, lr=LR, weight_decay=WEIGHT_DECAY, loss_fn=loss_fn)
+snapshots = snapshot_steps(STEPS, FRAMES)
+train, val = (X_train, y_train), (X_test, y_test)
+start = time.perf_counter()
+runs = {}
+for name in names:
+    runs[name] = train_watched(
+        name, train, val, grid_points, snapshots, seed=SEED, settings=settings
+    )
 train_seconds = time.perf_counter() - start
 print(f"trained {len(runs)} networks in {train_seconds:.1f} s")
 
@@ -261,43 +311,35 @@ print(f"trained {len(runs)} networks in {train_seconds:.1f} s")
 
 # %%
 FIT_THRESHOLD = 0.95
-rows = []
+COLUMNS = ["lab report", "train acc", "test acc", "train loss", "test loss"]
+COLUMNS += ["non-finite steps", "seconds"]
+rows = {}
 for name, run in runs.items():
-    train_loss, train_acc = evaluate(
-        run["model"], loss_fn, X_train, y_train, metric=binary_accuracy
-    )
-    test_loss, test_acc = evaluate(run["model"], loss_fn, X_test, y_test, metric=binary_accuracy)
-    losses = np.asarray(run["history"]["train_loss"])
-    rows.append(
-        {
-            "activation": name,
-            "lab report": "fits"
-            if REPORT_FITS[name]
-            else ("fails" if name != "identity" else "(ours)"),
-            "train acc": train_acc,
-            "test acc": test_acc,
-            "train loss": train_loss,
-            "test loss": test_loss,
-            "non-finite steps": int((~np.isfinite(losses)).sum()),
-            "seconds": run["seconds"],
-        }
-    )
-results = pd.DataFrame(rows).set_index("activation")
-display(
-    results.style.format(
-        {c: "{:.3f}" for c in ["train acc", "test acc", "train loss", "test loss"]}
-        | {"seconds": "{:.1f}"}
-    )
-)
+    model, score = run["model"], dict(metric=binary_accuracy)
+    train_loss, train_acc = evaluate(model, loss_fn, X_train, y_train, **score)
+    test_loss, test_acc = evaluate(model, loss_fn, X_test, y_test, **score)
+    nonfinite = int((~np.isfinite(run["history"]["train_loss"])).sum())
+    accs, losses = [train_acc, test_acc], [train_loss, test_loss]
+    rows[name] = [REPORT[name], *accs, *losses, nonfinite, run["seconds"]]
+frame = pd.DataFrame.from_dict(rows, orient="index", columns=COLUMNS)
+results = frame.rename_axis("activation")
+display(results.style.format(precision=3).format("{:.1f}", subset=["seconds"]))
 
+# %% tags=["hide-input"]
 metrics = publish(
     **{f"train_acc_{n}": results.loc[n, "train acc"] for n in results.index},
     **{f"test_acc_{n}": results.loc[n, "test acc"] for n in results.index},
+    # An overflowed network's loss is NaN; published as infinite.
     **{
-        f"test_loss_{n}": np.nan_to_num(results.loc[n, "test loss"], nan=np.inf)
+        f"test_loss_{n}": np.nan_to_num(
+            results.loc[n, "test loss"], nan=np.inf
+        )
         for n in results.index
     },
-    **{f"nonfinite_steps_{n}": results.loc[n, "non-finite steps"] for n in results.index},
+    **{
+        f"nonfinite_steps_{n}": results.loc[n, "non-finite steps"]
+        for n in results.index
+    },
     train_seconds=train_seconds,
     steps=STEPS,
     n_train=len(X_train_np),
@@ -312,20 +354,26 @@ metrics = publish(
 
 
 # %%
-def final_train_acc(name, seed):
-    """Return the training accuracy of `name`'s network trained from the weights of `seed`."""
+def final_train_acc(name, X, y, *, seed, settings):
+    """Return the training accuracy of `name`'s network from `seed`."""
     seed_everything(seed)
-    model = MLP(name).to(device)
-    opt = torch.optim.AdamW(model.parameters(), lr=LR, weight_decay=WEIGHT_DECAY)
-    fit(model, opt, loss_fn, (X_train, y_train), epochs=STEPS, progress=False)
-    return evaluate(model, loss_fn, X_train, y_train, metric=binary_accuracy)[1]
+    model = MLP(name).to(X.device)
+    lr, wd = settings["lr"], settings["weight_decay"]
+    opt = torch.optim.AdamW(model.parameters(), lr=lr, weight_decay=wd)
+    loss_fn, steps = settings["loss_fn"], settings["steps"]
+    fit(model, opt, loss_fn, (X, y), epochs=steps, progress=False)
+    return evaluate(model, loss_fn, X, y, metric=binary_accuracy)[1]
 
 
 seeds = range(SEED, SEED + SEEDS)
-seed_accs = pd.DataFrame(  # (seeds, activations); the first seed is the run above
-    {n: [results.loc[n, "train acc"]] + [final_train_acc(n, s) for s in seeds[1:]] for n in runs},
-    index=pd.Index(seeds, name="seed"),
-)
+accs = {}
+for n in runs:  # the first seed's run is the one above
+    again = [
+        final_train_acc(n, *train, seed=s, settings=settings)
+        for s in seeds[1:]
+    ]
+    accs[n] = [results.loc[n, "train acc"], *again]
+seed_accs = pd.DataFrame(accs, index=pd.Index(seeds, name="seed"))
 fits = seed_accs >= FIT_THRESHOLD
 results["fitted"] = fits.mean() > 0.5
 verdicts = pd.DataFrame(
@@ -337,11 +385,12 @@ verdicts = pd.DataFrame(
         "verdict": np.where(results["fitted"], "fits", "fails"),
     }
 )
-display(verdicts.style.format({c: "{:.3f}" for c in ["train acc, lowest", "train acc, highest"]}))
+display(verdicts.style.format(precision=3))
 
-# Counts over the report's twelve activations; our linear control is left out of them.
+# %% tags=["hide-input"]
+# Counts over the report's twelve activations (our linear control left out).
 report_names = [n for n in runs if n != "identity"]
-report_fits = pd.Series({n: REPORT_FITS[n] for n in report_names})
+report_fits = pd.Series({n: REPORT[n] == "fits" for n in report_names})
 per_seed_fitted = fits[report_names].sum(axis=1)
 per_seed_agree = (fits[report_names] == report_fits).sum(axis=1)
 verdict_metrics = publish(
@@ -354,7 +403,9 @@ verdict_metrics = publish(
     n_fitted_some_seed=int(fits[report_names].any().sum()),
     n_fitted_min=int(per_seed_fitted.min()),
     n_fitted_max=int(per_seed_fitted.max()),
-    n_agree_with_report=int((results.loc[report_names, "fitted"] == report_fits).sum()),
+    n_agree_with_report=int(
+        (results.loc[report_names, "fitted"] == report_fits).sum()
+    ),
     n_agree_min=int(per_seed_agree.min()),
     n_agree_max=int(per_seed_agree.max()),
 )
@@ -373,22 +424,12 @@ verdict_metrics = publish(
 # The final decision boundaries of the first run side by side: blue for class 0, red for class 1,
 # ten bands of predicted probability, the training points on top.
 
-# %%
-cols = 4
-n_rows = int(np.ceil(len(runs) / cols))
-fig, axes = plt.subplots(n_rows, cols, figsize=(2.6 * cols, 2.4 * n_rows), squeeze=False, dpi=80)
-for ax, (name, run) in zip(axes.flat, runs.items(), strict=False):
-    plot_boundary(
-        run["frames"][-1],
-        extent,
-        X_train_np,
-        y_train_np,
-        ax=ax,
-        title=f"{name}: test {results.loc[name, 'test acc']:.1%}",
-    )
-for ax in axes.flat[len(runs) :]:
-    ax.set_axis_off()
-fig.tight_layout()
+# %% tags=["hide-input"]
+final = {
+    f"{n}: test {results.loc[n, 'test acc']:.1%}": run["frames"][-1]
+    for n, run in runs.items()
+}
+fig = boundary_panels(final, extent, X_train_np, y_train_np)
 final_grid_png = figure_png(fig, dpi=48)  # the GIFs' fallback outside HTML
 plt.show()
 
@@ -399,35 +440,43 @@ plt.show()
 # (the step counter is in the title). In Jupyter the explorer below lets you pick an activation and
 # scrub through training; the book shows the animations instead, which need no running kernel.
 
-# %%
+# %% tags=["hide-input"]
 gifs = {}
 for name, run in runs.items():
     titles = [f"{name}, step {s}" for s in run["frame_steps"]]
-    anim = animate_boundary(run["frames"], extent, X_train_np, y_train_np, titles)
-    gifs[name] = animation_gif(anim, fps=8)
-display(gif_gallery(gifs, fallback_png=final_grid_png), raw=True)
-print(f"{len(gifs)} GIFs, {sum(map(len, gifs.values())) / 1e6:.1f} MB together")
-
-
-# %% tags=["remove-output"]
-def show_snapshot(activation, snapshot):
-    run = runs[activation]
-    index = min(snapshot, len(run["frames"]) - 1)
-    plot_boundary(
-        run["frames"][index],
+    # Four GIFs across the column: about 165 px each, drawn at that size.
+    anim = animate_boundary(
+        run["frames"],
         extent,
         X_train_np,
         y_train_np,
-        title=f"{activation}, step {run['frame_steps'][index]}",
+        titles,
+        figsize=(2.3, 2.2),
+        dpi=72,
+    )
+    gifs[name] = animation_gif(anim, fps=8)
+display(gif_gallery(gifs, fallback_png=final_grid_png), raw=True)
+print(
+    f"{len(gifs)} GIFs, {sum(map(len, gifs.values())) / 1e6:.1f} MB together"
+)
+
+
+# %% tags=["remove-cell"]
+def show_snapshot(activation, snapshot):
+    run = runs[activation]
+    index = min(snapshot, len(run["frames"]) - 1)
+    title = f"{activation}, step {run['frame_steps'][index]}"
+    plot_boundary(
+        run["frames"][index], extent, X_train_np, y_train_np, title=title
     )
     plt.show()
 
 
 widgets.interact(
     show_snapshot,
-    activation=widgets.Dropdown(options=list(runs), value=list(runs)[0], description="activation"),
+    activation=widgets.Dropdown(options=list(runs), description="activation"),
     snapshot=widgets.IntSlider(
-        min=0, max=len(snapshot_steps), value=len(snapshot_steps), description="snapshot"
+        min=0, max=len(snapshots), value=len(snapshots), description="snapshot"
     ),
 )
 
@@ -438,25 +487,25 @@ widgets.interact(
 # gradient for the three failures next to ReLU and sigmoid; a curve that vanishes from the
 # logarithmic axis is exactly zero.
 
-# %%
-focus = [n for n in ["relu", "sigmoid", "sign", "reciprocal", "tan"] if n in runs]
-frames_ = []
-for name in focus:
-    g = runs[name]["grad_norms"]
-    step = np.arange(len(g))
-    for layer in range(3):
-        frames_.append(
-            pd.DataFrame(
-                {
-                    "step": step,
-                    "gradient norm": g[:, layer],
-                    "layer": f"fc{layer + 1}",
-                    "activation": name,
-                }
-            )
-        )
-grads = pd.concat(frames_)
-grads = grads[np.isfinite(grads["gradient norm"]) & (grads["gradient norm"] > 0)]
+# %% tags=["hide-input"]
+focus = [
+    n for n in ["relu", "sigmoid", "sign", "reciprocal", "tan"] if n in runs
+]
+grads = pd.concat(
+    pd.DataFrame(
+        {
+            "step": np.arange(len(runs[n]["grad_norms"])),
+            "layer": f"fc{k + 1}",
+            "gradient norm": runs[n]["grad_norms"][:, k],
+            "activation": n,
+        }
+    )
+    for n in focus
+    for k in range(3)
+)
+grads = grads[
+    np.isfinite(grads["gradient norm"]) & (grads["gradient norm"] > 0)
+]
 g = sns.relplot(
     data=grads,
     x="step",
@@ -464,35 +513,56 @@ g = sns.relplot(
     hue="activation",
     col="layer",
     kind="line",
-    height=2.8,
-    aspect=1.1,
+    height=2.3,
+    aspect=0.95,
     linewidth=0.8,
     errorbar=None,
 )
 g.set(yscale="log")
+sns.move_legend(
+    g, "lower center", bbox_to_anchor=(0.5, 1.0), ncol=len(focus), title=None
+)
 plt.show()
 
+# %% tags=["hide-input"]
+grad = {
+    n: run["grad_norms"] for n, run in runs.items()
+}  # (steps, 3) per network
 summary = pd.DataFrame(
     {
-        name: {
-            "fc1 grad = 0 (share of steps)": float((run["grad_norms"][:, 0] == 0).mean()),
-            "fc2 grad = 0 (share of steps)": float((run["grad_norms"][:, 1] == 0).mean()),
-            "median fc1 grad": float(np.nanmedian(run["grad_norms"][:, 0])),
-            "max fc1 grad": float(np.nanmax(run["grad_norms"][:, 0])),
-            "max |hidden|": float(np.nanmax(run["peaks"])),
-        }
-        for name, run in runs.items()
+        "fc1 grad = 0 (share of steps)": {
+            n: (g[:, 0] == 0).mean() for n, g in grad.items()
+        },
+        "fc2 grad = 0 (share of steps)": {
+            n: (g[:, 1] == 0).mean() for n, g in grad.items()
+        },
+        "median fc1 grad": {n: np.nanmedian(g[:, 0]) for n, g in grad.items()},
+        "max fc1 grad": {n: np.nanmax(g[:, 0]) for n, g in grad.items()},
+        "max |hidden|": {
+            n: np.nanmax(run["peaks"]) for n, run in runs.items()
+        },
     }
-).T
+).astype(float)
 display(summary.style.format("{:.3g}"))
+
+# %% tags=["hide-input"]
 grad_metrics = publish(
     **{
-        f"zero_grad_share_fc1_{n}": summary.loc[n, "fc1 grad = 0 (share of steps)"]
+        f"zero_grad_share_fc1_{n}": summary.loc[
+            n, "fc1 grad = 0 (share of steps)"
+        ]
         for n in summary.index
     },
-    **{f"max_grad_fc1_{n}": summary.loc[n, "max fc1 grad"] for n in summary.index},
-    **{f"max_hidden_{n}": summary.loc[n, "max |hidden|"] for n in summary.index},
+    **{
+        f"max_grad_fc1_{n}": summary.loc[n, "max fc1 grad"]
+        for n in summary.index
+    },
+    **{
+        f"max_hidden_{n}": summary.loc[n, "max |hidden|"]
+        for n in summary.index
+    },
 )
+
 
 # %% [markdown]
 # - **sign**: the derivative of `sign` is zero everywhere it is defined, so autograd passes no
@@ -534,26 +604,30 @@ grad_metrics = publish(
 fitted = [n for n in runs if fits.loc[SEED, n]]
 rng = np.random.default_rng(SEED)
 far = rng.uniform([-6, -6], [7, 6], size=(20000, 2))
-dist = np.sqrt(((far[:, None, :] - X_train_np[None, ::5, :]) ** 2).sum(-1)).min(1)
+# Keep the points at least one unit from every fifth training point.
+dist = np.sqrt(
+    ((far[:, None, :] - X_train_np[None, ::5, :]) ** 2).sum(-1)
+).min(1)
 far = torch.tensor(far[dist > 1.0], dtype=torch.float32, device=device)
 
 
 @torch.inference_mode()
-def predictions(points):
-    return {n: (runs[n]["model"](points) > 0).reshape(-1).cpu().numpy() for n in fitted}
-
-
-def agreement(preds):
+def agreement(models: dict, points) -> pd.DataFrame:
+    """Return the share of `points` on which each pair of models agrees."""
+    preds = {
+        n: (m(points) > 0).reshape(-1).cpu().numpy() for n, m in models.items()
+    }
     return pd.DataFrame(
-        [[float((preds[a] == preds[b]).mean()) for b in fitted] for a in fitted],
-        index=fitted,
-        columns=fitted,
+        {a: {b: (preds[a] == preds[b]).mean() for b in preds} for a in preds}
     )
 
 
-near_agree, far_agree = agreement(predictions(X_test)), agreement(predictions(far))
+models = {n: runs[n]["model"] for n in fitted}
+near_agree, far_agree = agreement(models, X_test), agreement(models, far)
+
+# %% tags=["hide-input"]
 if len(fitted) > 1:
-    fig, axes = plt.subplots(1, 2, figsize=(11, 4.4))
+    fig, axes = plt.subplots(1, 2, figsize=(6.8, 3.2), sharey=True)
     for ax, table, title in [
         (axes[0], near_agree, "test points"),
         (axes[1], far_agree, "far from the data"),
@@ -563,28 +637,36 @@ if len(fitted) > 1:
             vmin=0.5,
             vmax=1,
             cmap="viridis",
-            annot=len(fitted) <= 10,
-            fmt=".2f",
             ax=ax,
-            cbar_kws={"label": "share of points with the same prediction"},
+            cbar=ax is axes[1],
+            cbar_kws={"label": "share of points, same class"},
         )
-        ax.set(title=f"agreement on {title}", xlabel="activation", ylabel="activation")
+        ax.set(title=f"agreement on {title}", xlabel=None, ylabel=None)
     fig.tight_layout()
     plt.show()
 else:
     print(f"{len(fitted)} network(s) fit in this run: agreement needs two")
 
+# %% tags=["hide-input"]
 off_diagonal = ~np.eye(len(fitted), dtype=bool)
 with torch.inference_mode():
     nonfinite_far = {
-        n: float((~torch.isfinite(run["model"](far))).float().mean()) for n, run in runs.items()
+        n: float((~torch.isfinite(run["model"](far))).float().mean())
+        for n, run in runs.items()
     }
+pairs = len(fitted) > 1
 agreement_metrics = publish(
     n_far_points=len(far),
-    agree_near=float(near_agree.values[off_diagonal].mean()) if len(fitted) > 1 else np.nan,
-    agree_far=float(far_agree.values[off_diagonal].mean()) if len(fitted) > 1 else np.nan,
-    agree_far_min=float(far_agree.values[off_diagonal].min()) if len(fitted) > 1 else np.nan,
-    # Share of far points where a network's logit is not a finite number (overflow).
+    agree_near=float(near_agree.values[off_diagonal].mean())
+    if pairs
+    else np.nan,
+    agree_far=float(far_agree.values[off_diagonal].mean())
+    if pairs
+    else np.nan,
+    agree_far_min=float(far_agree.values[off_diagonal].min())
+    if pairs
+    else np.nan,
+    # Share of far points where a network's logit is not finite (overflow).
     **{f"nonfinite_far_{n}": share for n, share in nonfinite_far.items()},
 )
 
@@ -592,22 +674,12 @@ agreement_metrics = publish(
 # Zoomed out to the whole square the far points were drawn from, the fitted networks look like
 # this (the data sits in the middle):
 
-# %%
-wide_points, wide_extent = boundary_grid(np.array([[-6.0, -6.0], [7.0, 6.0]]), n=GRID, pad=0.0)
-n_rows = max(1, int(np.ceil(len(fitted) / cols)))
-fig, axes = plt.subplots(n_rows, cols, figsize=(2.6 * cols, 2.4 * n_rows), squeeze=False, dpi=64)
-for ax, name in zip(axes.flat, fitted, strict=False):
-    plot_boundary(
-        predict_grid(runs[name]["model"], wide_points),
-        wide_extent,
-        X_train_np,
-        y_train_np,
-        ax=ax,
-        title=name,
-    )
-for ax in axes.flat[len(fitted) :]:
-    ax.set_axis_off()
-fig.tight_layout()
+# %% tags=["hide-input"]
+wide_points, wide_extent = boundary_grid(
+    np.array([[-6.0, -6.0], [7.0, 6.0]]), n=GRID, pad=0.0
+)
+wide = {n: predict_grid(runs[n]["model"], wide_points) for n in fitted}
+boundary_panels(wide, wide_extent, X_train_np, y_train_np)
 plt.show()
 
 # %% [markdown]
@@ -630,21 +702,13 @@ plt.show()
 # %% [markdown]
 # ## Lab report and this run
 #
-# The report listed which activations fit the data but gave no accuracies, so the comparison is by
-# verdict. Ours are taken over the seeds, at the profile and device printed here; the accuracies
-# are the first run's.
+# The report listed which activations fit the data but gave no accuracies, so the comparison is
+# by verdict (the table of verdicts above gives each activation's); ours are taken over the
+# seeds, at the profile and on the device the line under the title names.
 
 # %%
-comparison = pd.DataFrame(
-    {
-        "lab report": results["lab report"],
-        "this run": verdicts["verdict"] + " (" + verdicts["runs that fit"] + ")",
-        "train acc": results["train acc"].map("{:.3f}".format),
-        "test acc": results["test acc"].map("{:.3f}".format),
-    }
-)
-print(f"profile {PROFILE}, device {describe_device(device)}, {STEPS} steps, lr {LR}, {SEEDS} seeds")
-display(comparison)
+published = metrics | verdict_metrics | grad_metrics | agreement_metrics
+display(lab_report_table("07_activations", published))
 
 # %% [markdown]
 # ## Summary

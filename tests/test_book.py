@@ -169,7 +169,7 @@ def test_chinese_pages_translate_the_result_tables(site):
         # ... and on the Chinese page none is left in English (names stay as they are).
         assert on_english >= 10 and left == 0, (page.name, on_english, left)
     chapter = (site / "zh" / "chapters" / "07_activations.html").read_text(encoding="utf-8")
-    assert re.search(r">拟合（\d+ 次中 \d+ 次）</td>", chapter)  # numbers kept, order Chinese
+    assert re.search(r">\d+ 次中 \d+ 次</td>", chapter)  # "4 of 5": numbers kept, Chinese order
 
 
 @pytest.mark.slow

@@ -24,6 +24,7 @@ __all__ = [
     "boundary_grid",
     "predict_grid",
     "plot_boundary",
+    "boundary_panels",
     "animate_boundary",
     "animation_gif",
     "figure_png",
@@ -38,6 +39,10 @@ _LEVELS = np.linspace(0.0, 1.0, 11)
 _CMAP = matplotlib.colormaps["RdBu_r"].resampled(10)
 _NORM = BoundaryNorm(_LEVELS, _CMAP.N)
 _STYLE = {"figure.dpi": 64, "font.size": 9, "axes.titlesize": 10}
+# For figures shown at their own size in the book's column (at most about 680 px wide): at 100
+# dpi a 9 pt label is 12.5 px on the page, and a retina PNG doubles the pixels, not the size.
+_BOOK = {"figure.dpi": 100, "font.size": 9, "axes.titlesize": 9}
+COLUMN_INCHES = 6.8  # the widest figure shown 1:1 in the book's column at 100 dpi
 
 
 def boundary_grid(X: np.ndarray | torch.Tensor, n: int = 120, pad: float = 0.5):
@@ -102,12 +107,44 @@ def plot_boundary(prob: np.ndarray, extent, X, y, *, ax=None, title: str | None 
     return fig
 
 
+def boundary_panels(probs: dict, extent, X, y, *, columns: int = 4, size: float | None = None):
+    """Return a figure of decision boundaries side by side: one panel per (title → P(y=1) grid).
+
+    The figure is as wide as the book's column, so its text keeps its size on the page.
+    """
+    size = size or COLUMN_INCHES / columns
+    rows = max(1, -(-len(probs) // columns))
+    with plt.rc_context(_BOOK):
+        fig, axes = plt.subplots(
+            rows, columns, figsize=(size * columns, size * rows), squeeze=False
+        )
+        for ax, (title, prob) in zip(axes.flat, probs.items(), strict=False):
+            _draw_boundary(ax, prob, extent, np.asarray(X), y)
+            ax.set_title(title)
+            ax.label_outer()
+        for ax in axes.flat[len(probs) :]:
+            ax.set_axis_off()
+        fig.tight_layout()
+    return fig
+
+
 def animate_boundary(
-    frames: np.ndarray, extent, X, y, titles: Sequence[str], *, interval: int = 120
+    frames: np.ndarray,
+    extent,
+    X,
+    y,
+    titles: Sequence[str],
+    *,
+    interval: int = 120,
+    figsize: tuple[float, float] = (3.0, 2.8),
+    dpi: float | None = None,
 ):
-    """Return a FuncAnimation of decision boundaries over training; frames has shape (T, n, n)."""
-    with plt.rc_context(_STYLE):
-        fig, ax = plt.subplots(figsize=(3.0, 2.8))
+    """Return a FuncAnimation of decision boundaries over training; frames has shape (T, n, n).
+
+    ``figsize`` × ``dpi`` is the GIF's size in pixels: make it the size the page shows it at.
+    """
+    with plt.rc_context(_STYLE | ({"figure.dpi": dpi} if dpi else {})):
+        fig, ax = plt.subplots(figsize=figsize)
         image = _draw_boundary(ax, frames[0], extent, np.asarray(X), y)
         title = ax.set_title(titles[0])
         fig.tight_layout()

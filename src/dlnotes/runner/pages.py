@@ -56,7 +56,9 @@ class FoldMachinery(SphinxPostTransform):
                 continue
             source = node.children[0].astext() if node.children else ""
             if not node.get("hide_mode") and _is_machinery(source, tags):
-                node["hide_mode"], node["prompt_show"], node["prompt_hide"] = "input", show, hide
+                node["hide_mode"] = "input"
+            if node.get("hide_mode") == "input":  # by us or by a tag: in the page's language
+                node["prompt_show"], node["prompt_hide"] = show, hide
 
 
 def banner_text(meta: dict, language: str) -> str:
