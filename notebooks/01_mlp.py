@@ -37,41 +37,40 @@
 # - why the squared error starves a saturated output of gradient.
 
 # %% tags=["parameters"]
-PROFILE = "quick"  # smoke: seconds, for tests | quick: minutes on a CPU | full: reports' scale
-DEVICE = "auto"  # auto | cpu | cuda (the numpy parts always run on the CPU)
-SEED = 0  # seeds the data splits, the initial weights and the batch order [0, 4294967295]
-STANDIN = None  # True: sklearn's 8×8 digits stand in for MNIST and Fashion-MNIST; None: profile's
-MOONS_POINTS = 500  # half-moon points, 30% of them held out for testing [20, 100000]
-MOONS_HIDDEN = 10  # hidden units of the numpy half-moon network (lab report: 10) [1, 4096]
-MOONS_LR = 0.1  # learning rate of its full-batch gradient descent (lab report: 0.1) (0, 10]
-MOONS_L2 = 0.001  # L2 regularisation strength λ (lab report: 0.001) [0, 1]
-MOONS_EPOCHS = None  # full-batch steps (lab report: 5000) [1, 1000000]
-EXPLORER_EPOCHS = None  # steps of each network in the half-moon grids and the explorer [1, 1000000]
-NP_TRAIN = None  # MNIST training images for the numpy recipe [100, 60000]
-NP_EPOCHS = None  # epochs of the numpy recipe (lab report: 400) [1, 10000]
-NP_BATCH = 128  # mini-batch size of the numpy runs (the lab report does not give one) [1, 60000]
-NP_HIDDEN = 1024  # hidden units of the numpy MNIST network (lab report: 1024) [1, 16384]
-NP_LR = 0.2  # peak learning rate (lab report: 0.2) (0, 10]
-NP_DECAY = 0.98  # learning rate multiplied by this once per epoch (lab report: 0.98) (0, 1]
-NP_WARMUP = 0.05  # share of the epochs spent warming the learning rate up [0, 1)
-NP_L2 = 0.01  # L2 regularisation strength λ (lab report: 0.01) [0, 1]
-CMP_TRAIN = None  # training images of each run in the loss × activation comparison [100, 60000]
-CMP_EPOCHS = None  # epochs of each comparison run; None takes the profile's value [1, 10000]
-SOFTMAX_EPOCHS = 5  # softmax regression on Fashion-MNIST (lab report: 5) [1, 1000]
-SOFTMAX_BATCH = 20  # its batch size (lab report: 20) [1, 60000]
-SOFTMAX_LR = 0.01  # its SGD learning rate (lab report: 0.01) (0, 10]
-FNN_HIDDEN = 500  # hidden units of the one-hidden-layer network (lab report: 500) [1, 16384]
-FNN_EPOCHS = 2  # its epochs (lab report: 2) [1, 1000]
-FNN_BATCH = 100  # its batch size (lab report: 100) [1, 60000]
-FNN_LR = 0.001  # its Adam learning rate (lab report: 0.001) (0, 1]
-TUNED_EPOCHS = None  # epochs of our tuned MLP; None takes the profile's value [1, 1000]
-TUNED_WIDTH = 1024  # hidden units per layer of our tuned MLP (two hidden layers) [1, 16384]
-TUNED_LR = 0.002  # peak AdamW learning rate of the one-cycle schedule (0, 1]
-TUNED_BATCH = 256  # batch size of our tuned MLP [1, 60000]
+PROFILE = "quick"  # smoke: seconds (tests) | quick: minutes on a CPU | full
+DEVICE = "auto"  # auto | cpu | cuda (the numpy parts run on the CPU)
+SEED = 0  # seeds the splits, initial weights and batch order [0, 4294967295]
+STANDIN = None  # True: sklearn's 8×8 digits replace both; None: profile's
+MOONS_POINTS = 500  # half-moon points, 30% held out for testing [20, 100000]
+MOONS_HIDDEN = 10  # units of the half-moon network (report: 10) [1, 4096]
+MOONS_LR = 0.1  # its full-batch learning rate (report: 0.1) (0, 10]
+MOONS_L2 = 0.001  # its L2 strength λ (report: 0.001) [0, 1]
+MOONS_EPOCHS = None  # its full-batch steps (report: 5000) [1, 1000000]
+EXPLORER_EPOCHS = None  # steps of each grid and explorer network [1, 1000000]
+NP_TRAIN = None  # MNIST training images of the numpy recipe [100, 60000]
+NP_EPOCHS = None  # epochs of the numpy recipe (report: 400) [1, 10000]
+NP_BATCH = 128  # its mini-batch size (the report gives none) [1, 60000]
+NP_HIDDEN = 1024  # its hidden units (report: 1024) [1, 16384]
+NP_LR = 0.2  # its peak learning rate (report: 0.2) (0, 10]
+NP_DECAY = 0.98  # learning rate × this once per epoch (report: 0.98) (0, 1]
+NP_WARMUP = 0.05  # share of the epochs spent warming up [0, 1)
+NP_L2 = 0.01  # its L2 strength λ (report: 0.01) [0, 1]
+CMP_TRAIN = None  # training images of each loss × activation run [100, 60000]
+CMP_EPOCHS = None  # epochs of each comparison run [1, 10000]
+SOFTMAX_EPOCHS = 5  # softmax regression's epochs (report: 5) [1, 1000]
+SOFTMAX_BATCH = 20  # its batch size (report: 20) [1, 60000]
+SOFTMAX_LR = 0.01  # its SGD learning rate (report: 0.01) (0, 10]
+FNN_HIDDEN = 500  # units of the hidden-layer network (report: 500) [1, 16384]
+FNN_EPOCHS = 2  # its epochs (report: 2) [1, 1000]
+FNN_BATCH = 100  # its batch size (report: 100) [1, 60000]
+FNN_LR = 0.001  # its Adam learning rate (report: 0.001) (0, 1]
+TUNED_EPOCHS = None  # epochs of our tuned MLP [1, 1000]
+TUNED_WIDTH = 1024  # units in each of its two hidden layers [1, 16384]
+TUNED_LR = 0.002  # its peak AdamW learning rate (one-cycle schedule) (0, 1]
+TUNED_BATCH = 256  # its batch size [1, 60000]
 
 # %%
-# Sizes per profile. A parameter set above (not None) wins over its profile's value.
-PROFILES = {
+PROFILES = {  # sizes; a parameter set above (not None) wins over its profile
     "smoke": {
         "STANDIN": True,
         "MOONS_EPOCHS": 300,
@@ -106,16 +105,31 @@ PROFILES = {
 
 from dlnotes.params import check_injected, from_profile
 
-check_injected(In)  # under plain papermill: refuse unknown parameters and out-of-range values
+check_injected(
+    In
+)  # under plain papermill: refuse unknown or out-of-range values
 
-# fmt: off
-(STANDIN, MOONS_EPOCHS, EXPLORER_EPOCHS, NP_TRAIN, NP_EPOCHS, CMP_TRAIN, CMP_EPOCHS,
- TUNED_EPOCHS) = from_profile(
-    PROFILES, PROFILE, STANDIN=STANDIN, MOONS_EPOCHS=MOONS_EPOCHS,
-    EXPLORER_EPOCHS=EXPLORER_EPOCHS, NP_TRAIN=NP_TRAIN, NP_EPOCHS=NP_EPOCHS, CMP_TRAIN=CMP_TRAIN,
-    CMP_EPOCHS=CMP_EPOCHS, TUNED_EPOCHS=TUNED_EPOCHS,
+(
+    STANDIN,
+    MOONS_EPOCHS,
+    EXPLORER_EPOCHS,
+    NP_TRAIN,
+    NP_EPOCHS,
+    CMP_TRAIN,
+    CMP_EPOCHS,
+    TUNED_EPOCHS,
+) = from_profile(
+    PROFILES,
+    PROFILE,
+    STANDIN=STANDIN,
+    MOONS_EPOCHS=MOONS_EPOCHS,
+    EXPLORER_EPOCHS=EXPLORER_EPOCHS,
+    NP_TRAIN=NP_TRAIN,
+    NP_EPOCHS=NP_EPOCHS,
+    CMP_TRAIN=CMP_TRAIN,
+    CMP_EPOCHS=CMP_EPOCHS,
+    TUNED_EPOCHS=TUNED_EPOCHS,
 )
-# fmt: on
 
 # %% [markdown]
 # ## Setup
@@ -136,6 +150,7 @@ import pandas as pd
 import seaborn as sns
 import torch
 from IPython.display import display
+from matplotlib_inline.backend_inline import set_matplotlib_formats
 from scipy.special import expit, softmax
 from sklearn.datasets import make_moons
 from sklearn.linear_model import LogisticRegression
@@ -146,31 +161,29 @@ from torch.nn import functional as F
 from tqdm.auto import trange
 
 from dlnotes.data import load_images, standin_digits
-from dlnotes.env import describe_device, pick_device, seed_everything
+from dlnotes.env import bf16_is_fast, pick_device, seed_everything
 from dlnotes.models import n_params
-from dlnotes.report import publish
+from dlnotes.report import lab_report_rows, lab_report_table, publish
 from dlnotes.state import checkpoint_file, load_state, save_state
-from dlnotes.train import (
-    Batches,
-    accuracy,
-    fit,
-    predict,
-    random_crop_flip,
-)
+from dlnotes.train import Batches, accuracy, fit, predict, random_crop_flip
 from dlnotes.viz import (
     animate_boundary,
     animation_gif,
     boundary_grid,
+    boundary_panels,
     gif_gallery,
     image_grid,
     plot_boundary,
 )
 
+set_matplotlib_formats("retina")  # twice the pixels, shown at their size
 device = pick_device(DEVICE)
-print(f"profile {PROFILE}, device {describe_device(device)}, seed {SEED}")
+AMP = bf16_is_fast(device)  # bf16 autocast where the device computes it
+# The lab reports' numbers, from their one copy (book/lab_report_numbers.yml).
+REPORT = {row["ours"]: row for row in lab_report_rows("01_mlp")}
 if STANDIN:
     print(
-        "stand-in data: sklearn's 8×8 digits replace MNIST and Fashion-MNIST (numbers mean nothing)"
+        "stand-in data: sklearn's 8×8 digits replace MNIST and Fashion-MNIST"
     )
 
 # %% [markdown]
@@ -213,12 +226,14 @@ LOSSES = ("cross-entropy", "mse", "hinge")
 
 
 def init_params(n_in, n_hidden, n_out, activation, rng, dtype=np.float32):
-    """He initialisation for ReLU, Glorot-style 1/fan-in variance otherwise; zero biases."""
+    """He initialisation for ReLU, 1/fan-in variance otherwise; zero biases."""
     gain = 2.0 if activation == "relu" else 1.0
+    W1 = rng.standard_normal((n_in, n_hidden)) * math.sqrt(gain / n_in)
+    W2 = rng.standard_normal((n_hidden, n_out)) * math.sqrt(1.0 / n_hidden)
     return {
-        "W1": (rng.standard_normal((n_in, n_hidden)) * math.sqrt(gain / n_in)).astype(dtype),
+        "W1": W1.astype(dtype),
         "b1": np.zeros(n_hidden, dtype),
-        "W2": (rng.standard_normal((n_hidden, n_out)) * math.sqrt(1.0 / n_hidden)).astype(dtype),
+        "W2": W2.astype(dtype),
         "b2": np.zeros(n_out, dtype),
     }
 
@@ -228,6 +243,7 @@ def forward(params, X, activation):
     return H, H @ params["W2"] + params["b2"]
 
 
+# %%
 def loss_and_delta(S, y, loss):
     """Return the batch-mean data loss and dL/dS."""
     B, rows = len(S), np.arange(len(S))
@@ -246,7 +262,8 @@ def loss_and_delta(S, y, loss):
     T = np.zeros_like(P)
     T[rows, y] = 1
     G = 2 * (P - T)
-    return ((P - T) ** 2).sum() / B, P * (G - (P * G).sum(1, keepdims=True)) / B
+    delta = P * (G - (P * G).sum(1, keepdims=True))
+    return ((P - T) ** 2).sum() / B, delta / B
 
 
 def l2_penalty(params, l2):
@@ -254,7 +271,7 @@ def l2_penalty(params, l2):
 
 
 def loss_and_grads(params, X, y, activation, loss, l2):
-    """Return (data loss, gradients of data loss + L2 penalty by name, scores) for one batch."""
+    """Return (data loss, gradients of loss + L2 penalty, scores)."""
     H, S = forward(params, X, activation)
     value, dS = loss_and_delta(S, y, loss)
     dH = (dS @ params["W2"].T) * ACTIVATIONS[activation][1](H)
@@ -289,26 +306,29 @@ def torch_loss(params, X, y, activation, loss, l2):
     elif loss == "mse":
         T = F.one_hot(y, S.shape[1]).to(S.dtype)
         value = F.mse_loss(S.softmax(1), T, reduction="sum") / len(S)
-    else:  # torch's multi-margin loss divides by the number of classes; ours does not
+    else:  # torch's multi-margin loss divides by the number of classes
         value = F.multi_margin_loss(S, y, margin=1.0) * S.shape[1]
-    return value + 0.5 * l2 * (params["W1"].square().sum() + params["W2"].square().sum())
+    penalty = params["W1"].square().sum() + params["W2"].square().sum()
+    return value + 0.5 * l2 * penalty
 
 
 def relative_errors(params, X, y, activation, loss, l2):
+    """Worst relative error of our gradients against autograd's, in float64."""
     p64 = {k: v.astype(np.float64) for k, v in params.items()}
-    _, ours, _ = loss_and_grads(p64, X.astype(np.float64), y, activation, loss, l2)
+    X64 = X.astype(np.float64)
+    _, ours, _ = loss_and_grads(p64, X64, y, activation, loss, l2)
     tp = {k: torch.tensor(v, requires_grad=True) for k, v in p64.items()}
-    value = torch_loss(
-        tp, torch.tensor(X, dtype=torch.float64), torch.tensor(y), activation, loss, l2
-    )
-    value.backward()
-    return max(
-        np.linalg.norm(ours[k] - tp[k].grad.numpy())
-        / (np.linalg.norm(ours[k]) + np.linalg.norm(tp[k].grad.numpy()) + 1e-300)
-        for k in p64
-    )
+    X_t, y_t = torch.tensor(X64), torch.tensor(y)
+    torch_loss(tp, X_t, y_t, activation, loss, l2).backward()
+    worst = 0.0
+    for k in p64:
+        theirs = tp[k].grad.numpy()
+        size = np.linalg.norm(ours[k]) + np.linalg.norm(theirs) + 1e-300
+        worst = max(worst, np.linalg.norm(ours[k] - theirs) / size)
+    return worst
 
 
+# %% tags=["hide-input"]
 rng = np.random.default_rng(SEED)
 X_check = rng.standard_normal((32, 5))
 y_check = rng.integers(0, 4, 32)
@@ -316,27 +336,29 @@ check = pd.DataFrame(
     {
         loss: {
             act: relative_errors(
-                init_params(5, 7, 4, act, rng, np.float64), X_check, y_check, act, loss, 0.01
+                init_params(5, 7, 4, act, rng, np.float64),
+                X_check,
+                y_check,
+                act,
+                loss,
+                0.01,
             )
             for act in ACTIVATIONS
         }
         for loss in LOSSES
     }
-)
-check.index.name = "activation"
-# The same check on a backward pass with a classic bug: the activation's derivative left out.
-with patch.dict(ACTIVATIONS, {"tanh": (np.tanh, np.ones_like)}):  # restored on exit
+).rename_axis("activation")
+# The same check on a classic bug: the activation's derivative left out.
+with patch.dict(ACTIVATIONS, {"tanh": (np.tanh, np.ones_like)}):  # restored
+    params = init_params(5, 7, 4, "tanh", rng, np.float64)
     buggy = relative_errors(
-        init_params(5, 7, 4, "tanh", rng, np.float64),
-        X_check,
-        y_check,
-        "tanh",
-        "cross-entropy",
-        0.01,
+        params, X_check, y_check, "tanh", "cross-entropy", 0.01
     )
-display(check.style.format("{:.1e}").set_caption("worst relative error, numpy vs autograd"))
+caption = "worst relative error, numpy vs autograd"
+display(check.style.format("{:.1e}").set_caption(caption))
 gradcheck = publish(
-    gradcheck_max_rel_error=float(check.values.max()), gradcheck_bug_rel_error=buggy
+    gradcheck_max_rel_error=float(check.values.max()),
+    gradcheck_bug_rel_error=buggy,
 )
 
 # %% [markdown]
@@ -354,25 +376,44 @@ gradcheck = publish(
 # the classic choice for this toy problem.
 
 # %%
-X_moons, y_moons = make_moons(n_samples=MOONS_POINTS, noise=0.2, random_state=SEED)
+X_moons, y_moons = make_moons(
+    n_samples=MOONS_POINTS, noise=0.2, random_state=SEED
+)
 X_moons = X_moons.astype(np.float32)
 Xm_train, Xm_test, ym_train, ym_test = train_test_split(
     X_moons, y_moons, test_size=0.3, random_state=SEED, stratify=y_moons
 )
-GRID = 90  # points per axis of the plotted decision boundaries
-grid_points, extent = boundary_grid(X_moons, n=GRID)
+grid_points, extent = boundary_grid(X_moons, n=90)  # the plotted boundary
 grid_np = grid_points.numpy()
 
 
-def train_moons(hidden, lr, l2, activation, epochs, seed=SEED, snapshots=()):
-    """Full-batch gradient descent on the half-moons; return params, loss curve, frames."""
+# %%
+def moon_prob(params, activation, grid):
+    """P(class 1) at the points of a square grid, as an (n, n) image."""
+    S = forward(params, grid, activation)[1]
+    n = math.isqrt(len(grid))
+    return softmax(S, axis=1)[:, 1].reshape(n, n)
+
+
+def moon_accuracy(params, activation, X, y):
+    return float((forward(params, X, activation)[1].argmax(1) == y).mean())
+
+
+def train_moons(
+    X, y, *, hidden, lr, l2, activation, epochs, seed, grid=None, snapshots=()
+):
+    """Full-batch gradient descent with cross-entropy on (X, y).
+
+    Return the parameters, the loss per step and, for each step in
+    ``snapshots``, (step, P(class 1) over ``grid``).
+    """
     params = init_params(2, hidden, 2, activation, np.random.default_rng(seed))
     losses, frames = np.empty(epochs), []
     for epoch in range(epochs):
         if epoch in snapshots:
-            frames.append((epoch, moon_prob(params, activation)))
+            frames.append((epoch, moon_prob(params, activation, grid)))
         value, grads, _ = loss_and_grads(
-            params, Xm_train, ym_train, activation, "cross-entropy", l2
+            params, X, y, activation, "cross-entropy", l2
         )
         losses[epoch] = value + l2_penalty(params, l2)
         for k in params:
@@ -380,58 +421,58 @@ def train_moons(hidden, lr, l2, activation, epochs, seed=SEED, snapshots=()):
     return params, losses, frames
 
 
-def moon_prob(params, activation):
-    """P(class 1) over the plotting grid, as an (n, n) image."""
-    S = forward(params, grid_np, activation)[1]
-    return softmax(S, axis=1)[:, 1].reshape(GRID, GRID)
-
-
-def moon_accuracy(params, activation, X, y):
-    return float((forward(params, X, activation)[1].argmax(1) == y).mean())
-
-
-snapshots = sorted({round(MOONS_EPOCHS * (i / 23) ** 2) for i in range(24)} - {MOONS_EPOCHS})
+# %% tags=["hide-input"]
+steps = [round(MOONS_EPOCHS * (i / 23) ** 2) for i in range(24)]
+snapshots = sorted(set(steps) - {MOONS_EPOCHS})
+moons_setting = dict(
+    hidden=MOONS_HIDDEN, lr=MOONS_LR, l2=MOONS_L2, activation="tanh"
+)
 t0 = time.perf_counter()
 moons_params, moons_loss, moons_frames = train_moons(
-    MOONS_HIDDEN, MOONS_LR, MOONS_L2, "tanh", MOONS_EPOCHS, snapshots=snapshots
-)
-moons_seconds = time.perf_counter() - t0
-moons_frames.append((MOONS_EPOCHS, moon_prob(moons_params, "tanh")))
-
-fig, axes = plt.subplots(1, 2, figsize=(9, 3.4))
-axes[0].plot(moons_loss)
-axes[0].set(
-    xlabel="step (full batch)",
-    ylabel="loss (cross-entropy + L2)",
-    yscale="log",
-    title="training loss",
-)
-plot_boundary(
-    moons_frames[-1][1],
-    extent,
     Xm_train,
     ym_train,
-    ax=axes[1],
-    title="decision boundary, training points",
+    **moons_setting,
+    epochs=MOONS_EPOCHS,
+    seed=SEED,
+    grid=grid_np,
+    snapshots=snapshots,
 )
-fig.tight_layout()
-plt.show()
-
+moons_seconds = time.perf_counter() - t0
+final = moon_prob(moons_params, "tanh", grid_np)
+moons_frames.append((MOONS_EPOCHS, final))
 moons = publish(
     moons_train_acc=moon_accuracy(moons_params, "tanh", Xm_train, ym_train),
     moons_test_acc=moon_accuracy(moons_params, "tanh", Xm_test, ym_test),
     moons_final_loss=moons_loss[-1],
     moons_seconds=moons_seconds,
 )
+
+# %% tags=["hide-input"]
+fig, axes = plt.subplots(1, 2, figsize=(6.8, 2.8))
+axes[0].plot(moons_loss)
+axes[0].set(
+    xlabel="step (full batch)",
+    ylabel="cross-entropy + L2",
+    yscale="log",
+    title="training loss",
+)
+title = "decision boundary, training points"
+plot_boundary(final, extent, Xm_train, ym_train, ax=axes[1], title=title)
+fig.tight_layout()
+plt.show()
+# Drawn at the size the page shows it, half the column: 373 px wide.
 anim = animate_boundary(
     np.stack([f for _, f in moons_frames]),
     extent,
     Xm_train,
     ym_train,
     [f"tanh, 10 units, step {s}" for s, _ in moons_frames],
+    figsize=(3.73, 3.45),
+    dpi=100,
 )
+gif = animation_gif(anim, fps=6)
 display(
-    gif_gallery({"training the half-moon network": animation_gif(anim, fps=6)}, columns=2), raw=True
+    gif_gallery({"training the half-moon network": gif}, columns=2), raw=True
 )
 
 # %% [markdown]
@@ -446,47 +487,77 @@ display(
 # (tanh, learning rate 0.1); lower grid: activation against learning rate (10 units, λ = 0.001).
 # Each panel gives the test accuracy.
 
-# %%
-widths, l2s = [1, 3, 10, 50], [0.0, 0.001, 0.01, 0.1]
-acts, lrs = ["tanh", "relu", "sigmoid"], [0.01, 0.1, 1.0]
-grid_rows = []
 
+# %% tags=["hide-input"]
+def train_grid(rows, cols, setting, data, *, epochs, seed, grid):
+    """Train one network per (row, column) setting on data's training half.
 
-def grid_figure(rows, cols, settings, row_label, col_label):
-    fig, axes = plt.subplots(
-        len(rows), len(cols), figsize=(2.1 * len(cols), 2.0 * len(rows)), squeeze=False, dpi=72
-    )
-    for i, r in enumerate(rows):
-        for j, c in enumerate(cols):
-            kw = settings(r, c)
-            params, losses, _ = train_moons(epochs=EXPLORER_EPOCHS, **kw)
-            test_acc = moon_accuracy(params, kw["activation"], Xm_test, ym_test)
-            grid_rows.append({**kw, "test acc": test_acc, "final loss": losses[-1]})
-            plot_boundary(
-                moon_prob(params, kw["activation"]),
-                extent,
-                Xm_train,
-                ym_train,
-                ax=axes[i, j],
-                title=f"{row_label}={r}, {col_label}={c}: {test_acc:.0%}",
+    Return a table of the settings with their test accuracy, and the
+    decision boundary of each as {(row, column): P(class 1) over grid}.
+    """
+    X_train, y_train, X_test, y_test = data
+    results, probs = [], {}
+    for r in rows:
+        for c in cols:
+            kw = setting(r, c)
+            params, losses, _ = train_moons(
+                X_train, y_train, **kw, epochs=epochs, seed=seed
             )
-            axes[i, j].set(xlabel="", ylabel="")
-    fig.tight_layout()
-    plt.show()
+            acc = moon_accuracy(params, kw["activation"], X_test, y_test)
+            results.append({**kw, "test acc": acc, "final loss": losses[-1]})
+            probs[r, c] = moon_prob(params, kw["activation"], grid)
+    return pd.DataFrame(results), probs
 
 
-grid_figure(
-    widths, l2s, lambda w, l2: dict(hidden=w, lr=0.1, l2=l2, activation="tanh"), "width", "λ"
+# %% tags=["hide-input"]
+moons_data = (Xm_train, ym_train, Xm_test, ym_test)
+train_kw = dict(epochs=EXPLORER_EPOCHS, seed=SEED, grid=grid_np)
+widths, l2s = [1, 3, 10, 50], [0.0, 0.001, 0.01, 0.1]
+width_grid, width_probs = train_grid(
+    widths,
+    l2s,
+    lambda w, l2: dict(hidden=w, lr=0.1, l2=l2, activation="tanh"),
+    moons_data,
+    **train_kw,
 )
-grid_figure(acts, lrs, lambda a, lr: dict(hidden=10, lr=lr, l2=0.001, activation=a), "f", "lr")
-moon_grid = pd.DataFrame(grid_rows)
+acts, lrs = ["tanh", "relu", "sigmoid"], [0.01, 0.1, 1.0]
+act_grid, act_probs = train_grid(
+    acts,
+    lrs,
+    lambda a, lr: dict(hidden=10, lr=lr, l2=0.001, activation=a),
+    moons_data,
+    **train_kw,
+)
+
+
+# %% tags=["hide-input"]
+def titled(probs, grid, row, col, row_label, col_label):
+    """{panel title with the test accuracy: boundary} for boundary_panels."""
+    accs = grid.set_index([row, col])["test acc"]
+    return {
+        f"{row_label} {r}, {col_label} {c}".strip()
+        + f"\ntest {accs[r, c]:.0%}": p
+        for (r, c), p in probs.items()
+    }
+
+
+panels = titled(width_probs, width_grid, "hidden", "l2", "width", "λ")
+boundary_panels(panels, extent, Xm_train, ym_train, columns=4)
+plt.show()
+panels = titled(act_probs, act_grid, "activation", "lr", "", "lr")
+boundary_panels(panels, extent, Xm_train, ym_train, columns=3, size=1.7)
+plt.show()
+
+# %% tags=["hide-input"]
+moon_grid = pd.concat([width_grid, act_grid])
 
 
 def grid_acc(query):
     return moon_grid.query(query)["test acc"].iloc[0]
 
 
-linear = LogisticRegression().fit(Xm_train, ym_train)  # the best straight boundary, for scale
+# The best straight boundary, for scale.
+linear = LogisticRegression().fit(Xm_train, ym_train)
 grid_metrics = publish(
     explorer_epochs=EXPLORER_EPOCHS,
     moons_linear_acc=linear.score(Xm_test, ym_test),
@@ -522,30 +593,40 @@ grid_metrics = publish(
 # grids above instead, which need no running kernel.
 
 
-# %% tags=["remove-output"]
+# %% tags=["remove-cell"]
 def explore(hidden, lr, activation, l2):
-    params, losses, _ = train_moons(hidden, lr, l2, activation, EXPLORER_EPOCHS)
-    test_acc = moon_accuracy(params, activation, Xm_test, ym_test)
-    plot_boundary(
-        moon_prob(params, activation),
-        extent,
+    params, _, _ = train_moons(
         Xm_train,
         ym_train,
-        title=f"{activation}, {hidden} units: test {test_acc:.1%}",
+        hidden=hidden,
+        lr=lr,
+        l2=l2,
+        activation=activation,
+        epochs=EXPLORER_EPOCHS,
+        seed=SEED,
     )
+    test_acc = moon_accuracy(params, activation, Xm_test, ym_test)
+    title = f"{activation}, {hidden} units: test {test_acc:.1%}"
+    prob = moon_prob(params, activation, grid_np)
+    plot_boundary(prob, extent, Xm_train, ym_train, title=title)
     plt.show()
 
 
+slider = dict(continuous_update=False)
 widgets.interact(
     explore,
     hidden=widgets.IntSlider(
-        value=10, min=1, max=100, description="width", continuous_update=False
+        value=10, min=1, max=100, description="width", **slider
     ),
     lr=widgets.FloatLogSlider(
-        value=0.1, base=10, min=-3, max=0.5, description="learning rate", continuous_update=False
+        value=0.1, base=10, min=-3, max=0.5, description="lr", **slider
     ),
-    activation=widgets.Dropdown(options=list(ACTIVATIONS), value="tanh", description="activation"),
-    l2=widgets.SelectionSlider(options=[0.0, 1e-4, 1e-3, 1e-2, 1e-1], value=1e-3, description="λ"),
+    activation=widgets.Dropdown(
+        options=list(ACTIVATIONS), value="tanh", description="activation"
+    ),
+    l2=widgets.SelectionSlider(
+        options=[0.0, 1e-4, 1e-3, 1e-2, 1e-1], value=1e-3, description="λ"
+    ),
 )
 
 # %% [markdown]
@@ -561,151 +642,139 @@ widgets.interact(
 # below. Pixels are scaled to
 # [0, 1] and the arithmetic is float32, which halves numpy's time against its float64 default.
 
-# %%
+# %% tags=["hide-input"]
 if STANDIN:
     mnist = standin_digits(normalization="unit")
 else:
     mnist = load_images("mnist", normalization="unit", progress=False)
-print(f"{mnist.dataset}: {mnist.normalization}")
 
 
-def flat_numpy(split, n=None):
-    X, y = mnist[split]
+def flat_numpy(images, split, n=None):
+    """The first n images of a split as float32 rows of pixels, and labels."""
+    X, y = images[split]
     X, y = X[:n].reshape(len(X[:n]), -1).numpy(), y[:n].numpy()
     return np.ascontiguousarray(X, dtype=np.float32), y
 
 
-Xn_train, yn_train = flat_numpy("train", NP_TRAIN)
-Xn_test, yn_test = flat_numpy("test")
-print(f"numpy arrays: train {Xn_train.shape}, test {Xn_test.shape}")
+Xn_train, yn_train = flat_numpy(mnist, "train", NP_TRAIN)
+Xn_test, yn_test = flat_numpy(mnist, "test")
+print(
+    f"{mnist.dataset}, {mnist.normalization}: train {Xn_train.shape}, "
+    f"test {Xn_test.shape}"
+)
 
 
-def lr_schedule(epochs, peak=NP_LR, decay=NP_DECAY, warmup=NP_WARMUP):
-    """Per-epoch learning rate: linear warm-up, cosine annealing, times decay**epoch."""
+# %%
+def lr_schedule(epochs, *, peak, decay, warmup):
+    """Per-epoch learning rate: warm-up, cosine annealing, × decay**epoch."""
     warm = max(1, round(warmup * epochs))
 
-    def lr_at(epoch):
+    def lr_at(epoch):  # epoch counts from 0
         if epoch < warm:
             shape = (epoch + 1) / (warm + 1)
         else:
-            shape = 0.5 * (1 + math.cos(math.pi * (epoch - warm) / max(1, epochs - warm)))
-        return peak * decay**epoch * shape  # epoch counts from 0
+            progress = (epoch - warm) / max(1, epochs - warm)
+            shape = 0.5 * (1 + math.cos(math.pi * progress))
+        return peak * decay**epoch * shape
 
     return lr_at
 
 
 def accuracy_np(params, X, y, activation, chunk=10000):
-    hits = sum(
-        int((forward(params, X[i : i + chunk], activation)[1].argmax(1) == y[i : i + chunk]).sum())
-        for i in range(0, len(X), chunk)
-    )
+    hits = 0
+    for i in range(0, len(X), chunk):
+        scores = forward(params, X[i : i + chunk], activation)[1]
+        hits += int((scores.argmax(1) == y[i : i + chunk]).sum())
     return hits / len(X)
 
 
-def train_numpy(
-    X,
-    y,
-    *,
-    activation="relu",
-    loss="hinge",
-    epochs,
-    batch=NP_BATCH,
-    lr_at,
-    l2=NP_L2,
-    hidden=NP_HIDDEN,
-    seed=SEED,
-    checkpoint=None,
-    desc=None,
-):
-    """Mini-batch SGD on (X, y); return params and per-epoch history (test accuracy included).
+# %%
+def sgd_epoch(params, X, y, rng, *, activation, loss, batch, lr, l2):
+    """One pass of mini-batch SGD, in place; return the loss of each step
+    and the epoch's training accuracy (counted as the weights changed)."""
+    order, step_loss, hits = rng.permutation(len(X)), [], 0
+    for i in range(0, len(X), batch):
+        idx = order[i : i + batch]
+        value, grads, S = loss_and_grads(
+            params, X[idx], y[idx], activation, loss, l2
+        )
+        for k in params:
+            params[k] -= lr * grads[k]
+        step_loss.append(float(value))
+        hits += int((S.argmax(1) == y[idx]).sum())
+    return step_loss, hits / len(X)
 
-    With ``checkpoint`` (a path), the state is saved atomically after every epoch, and a later
-    call resumes after the last finished one, or returns at once when all are done.
+
+# %%
+def train_numpy(
+    X, y, test, *, epochs, lr_at, seed, checkpoint=None, desc=None, **recipe
+):
+    """Mini-batch SGD on (X, y); return params and per-epoch history.
+
+    ``recipe`` holds activation, loss, batch, l2 and hidden; ``test`` =
+    (X, y) is scored after every epoch. With ``checkpoint`` (a path) the
+    state is saved atomically after every epoch, and a later call resumes
+    after the last finished one.
     """
-    rng = np.random.default_rng(seed)
-    params = init_params(X.shape[1], hidden, 10, activation, rng)
-    history = {
-        "train_loss": [],
-        "l2_penalty": [],
-        "train_acc": [],
-        "test_acc": [],
-        "lr": [],
-        "step_loss": [],
-        "seconds": [],  # cumulative training time, as the engine's history keeps it
-    }
-    start = 0
-    saved = load_state(checkpoint, generators={"rng": rng}) if checkpoint is not None else None
+    rng, hidden = np.random.default_rng(seed), recipe.pop("hidden")
+    params = init_params(X.shape[1], hidden, 10, recipe["activation"], rng)
+    keys = ["train_loss", "l2_penalty", "train_acc", "test_acc", "lr"]
+    history = {k: [] for k in [*keys, "step_loss", "seconds"]}
+    start, gens = 0, {"rng": rng}
+    saved = load_state(checkpoint, generators=gens) if checkpoint else None
     if saved is not None:
-        params, history, start = saved["params"], saved["history"], saved["epoch"]
+        params, history = saved["params"], saved["history"]
+        start = saved["epoch"]
     for epoch in trange(start, epochs, desc=desc, leave=False):
         lr, started = lr_at(epoch), time.perf_counter()
-        order = rng.permutation(len(X))
-        total_loss = hits = 0.0
-        for i in range(0, len(X), batch):
-            idx = order[i : i + batch]
-            value, grads, S = loss_and_grads(params, X[idx], y[idx], activation, loss, l2)
-            for k in params:
-                params[k] -= lr * grads[k]
-            total_loss += value * len(idx)
-            hits += (S.argmax(1) == y[idx]).sum()
-            history["step_loss"].append(float(value))
-        history["train_loss"].append(total_loss / len(X))  # the data loss, mean over the epoch
-        history["l2_penalty"].append(float(l2_penalty(params, l2)))
-        history["train_acc"].append(hits / len(X))  # averaged over the epoch, as the labs did
-        history["test_acc"].append(accuracy_np(params, Xn_test, yn_test, activation))
+        steps, train_acc = sgd_epoch(params, X, y, rng, lr=lr, **recipe)
+        batch_sizes = np.diff([*range(0, len(X), recipe["batch"]), len(X)])
+        history["train_loss"].append(
+            float(np.dot(steps, batch_sizes)) / len(X)
+        )
+        history["step_loss"] += steps
+        history["l2_penalty"].append(float(l2_penalty(params, recipe["l2"])))
+        history["train_acc"].append(train_acc)  # over the epoch, as the labs
+        acc = accuracy_np(params, *test, recipe["activation"])
+        history["test_acc"].append(acc)
         history["lr"].append(lr)
-        elapsed = time.perf_counter() - started
-        history["seconds"].append(elapsed + (history["seconds"][-1] if history["seconds"] else 0))
+        seconds = history["seconds"][-1] if history["seconds"] else 0
+        history["seconds"].append(seconds + time.perf_counter() - started)
         if checkpoint is not None:
-            save_state(
-                checkpoint, params=params, history=history, epoch=epoch + 1, generators={"rng": rng}
-            )
+            state = dict(params=params, history=history, epoch=epoch + 1)
+            save_state(checkpoint, **state, generators=gens)
     return params, history
 
 
-np_config = dict(
-    activation="relu",
-    loss="hinge",
-    standin=STANDIN,
-    n=len(Xn_train),
-    epochs=NP_EPOCHS,
-    batch=NP_BATCH,
-    hidden=NP_HIDDEN,
-    lr=NP_LR,
-    decay=NP_DECAY,
-    warmup=NP_WARMUP,
-    l2=NP_L2,
-    seed=SEED,
+# %% tags=["hide-input"]
+recipe = dict(  # the lab report's recipe
+    activation="relu", loss="hinge", batch=NP_BATCH, l2=NP_L2, hidden=NP_HIDDEN
 )
+schedule = dict(peak=NP_LR, decay=NP_DECAY, warmup=NP_WARMUP)
+np_config = {
+    **recipe,
+    **schedule,
+    "epochs": NP_EPOCHS,
+    "seed": SEED,
+    "n": len(Xn_train),
+    "standin": STANDIN,
+}
 np_params, np_history = train_numpy(
     Xn_train,
     yn_train,
-    activation=np_config["activation"],
-    loss=np_config["loss"],
+    (Xn_test, yn_test),
+    **recipe,
     epochs=NP_EPOCHS,
-    lr_at=lr_schedule(NP_EPOCHS),
-    # Keyed by the configuration and the code: a changed train_numpy (or anything it calls)
-    # trains afresh instead of loading weights the old code made.
-    checkpoint=checkpoint_file("01_mlp-numpy-mnist", np_config, code=[train_numpy, lr_schedule]),
+    lr_at=lr_schedule(NP_EPOCHS, **schedule),
+    seed=SEED,
+    # Keyed by the configuration and the code: changed code trains afresh.
+    checkpoint=checkpoint_file(
+        "01_mlp-numpy-mnist",
+        np_config,
+        code=[train_numpy, sgd_epoch, lr_schedule],
+    ),
     desc="numpy MNIST",
 )
-
-fig, axes = plt.subplots(1, 3, figsize=(12, 3.2))
-epochs_axis = np.arange(1, NP_EPOCHS + 1)
-axes[0].plot(epochs_axis, np_history["train_loss"], label="hinge loss (mean over the epoch)")
-axes[0].plot(epochs_axis, np_history["l2_penalty"], label="L2 penalty (end of the epoch)")
-axes[0].set(xlabel="epoch", ylabel="loss", yscale="log", title="training loss")
-axes[0].legend()
-axes[1].plot(epochs_axis, np_history["train_acc"], label="train (mean over the epoch)")
-axes[1].plot(epochs_axis, np_history["test_acc"], label="test")
-axes[1].axhline(0.9568, color="gray", ls="--", lw=0.8, label="lab report, test")
-axes[1].set(xlabel="epoch", ylabel="accuracy", title="accuracy", ylim=(0.9, 1.0))
-axes[1].legend()
-axes[2].plot(epochs_axis, np_history["lr"])
-axes[2].set(xlabel="epoch", ylabel="learning rate", title="schedule")
-fig.tight_layout()
-plt.show()
-
 np_metrics = publish(
     np_batch=NP_BATCH,
     np_epochs=NP_EPOCHS,
@@ -715,6 +784,24 @@ np_metrics = publish(
     np_best_test_acc=max(np_history["test_acc"]),
     np_seconds=np_history["seconds"][-1],
 )
+
+# %% tags=["hide-input"]
+fig, axes = plt.subplots(1, 3, figsize=(6.8, 2.6))
+epochs_axis = np.arange(1, NP_EPOCHS + 1)
+axes[0].plot(epochs_axis, np_history["train_loss"], label="hinge (epoch mean)")
+axes[0].plot(epochs_axis, np_history["l2_penalty"], label="L2 penalty")
+axes[0].set(xlabel="epoch", yscale="log", title="training loss")
+axes[1].plot(epochs_axis, np_history["train_acc"], label="train (epoch mean)")
+axes[1].plot(epochs_axis, np_history["test_acc"], label="test")
+report_test = REPORT["np_test_acc"]["lab_report"]
+axes[1].axhline(report_test, color="gray", ls="--", lw=0.8, label="lab report")
+axes[1].set(xlabel="epoch", title="accuracy", ylim=(0.9, 1.0))
+axes[2].plot(epochs_axis, np_history["lr"])
+axes[2].set(xlabel="epoch", title="learning rate")
+for ax in axes[:2]:
+    ax.legend(fontsize=8)
+fig.tight_layout()
+plt.show()
 
 # %% [markdown]
 # After {glue:text}`np_epochs:d` epochs on {glue:text}`np_n_train:d` images
@@ -735,97 +822,51 @@ np_metrics = publish(
 
 # %%
 Xc_train, yc_train = Xn_train[:CMP_TRAIN], yn_train[:CMP_TRAIN]
+cmp_kw = dict(test=(Xn_test, yn_test), epochs=CMP_EPOCHS, seed=SEED)
+cmp_lr = lr_schedule(CMP_EPOCHS, **schedule)
+variants = {  # (activation, loss, batches): changes to the recipe
+    (act, loss, "mini-batch"): dict(activation=act, loss=loss, lr_at=cmp_lr)
+    for act in ("relu", "sigmoid")
+    for loss in LOSSES
+}
+variants["relu", "hinge", "full batch"] = dict(
+    batch=len(Xc_train), lr_at=cmp_lr
+)
+variants["relu", "hinge", "lr ÷ 10"] = dict(
+    lr_at=lr_schedule(CMP_EPOCHS, **{**schedule, "peak": NP_LR / 10})
+)
 cmp_runs = {}
 t0 = time.perf_counter()
-for act in ("relu", "sigmoid"):
-    for loss in LOSSES:
-        cmp_runs[(act, loss, "mini-batch")] = train_numpy(
-            Xc_train,
-            yc_train,
-            activation=act,
-            loss=loss,
-            epochs=CMP_EPOCHS,
-            lr_at=lr_schedule(CMP_EPOCHS),
-            desc=f"{act}/{loss}",
-        )[1]
-cmp_runs[("relu", "hinge", "full batch")] = train_numpy(
-    Xc_train,
-    yc_train,
-    epochs=CMP_EPOCHS,
-    batch=len(Xc_train),
-    lr_at=lr_schedule(CMP_EPOCHS),
-    desc="full batch",
-)[1]
-cmp_runs[("relu", "hinge", "lr ÷ 10")] = train_numpy(
-    Xc_train,
-    yc_train,
-    epochs=CMP_EPOCHS,
-    lr_at=lr_schedule(CMP_EPOCHS, peak=NP_LR / 10),
-    desc="small lr",
-)[1]
+for key, change in variants.items():
+    _, cmp_runs[key] = train_numpy(
+        Xc_train, yc_train, **cmp_kw, **{**recipe, **change}, desc=str(key)
+    )
 cmp_seconds = time.perf_counter() - t0
 
+# %% tags=["hide-input"]
 cmp = pd.DataFrame(
     [
         {
             "activation": a,
             "loss": lo,
             "batches": b,
-            "train acc": h["train_acc"][-1],
             "test acc": h["test_acc"][-1],
         }
         for (a, lo, b), h in cmp_runs.items()
     ]
 )
+caption = f"test accuracy after {CMP_EPOCHS} epochs on {len(Xc_train)} images"
 display(
-    cmp.pivot_table(index=["batches", "activation"], columns="loss", values="test acc")
-    .style.format("{:.2%}", na_rep="")
-    .set_caption(f"test accuracy after {CMP_EPOCHS} epochs on {len(Xc_train)} images")
-)
-
-curves = pd.concat(
-    pd.DataFrame(
-        {
-            "epoch": np.arange(1, len(h["test_acc"]) + 1),
-            "test accuracy": h["test_acc"],
-            "loss": lo,
-            "activation": a,
-            "batches": b,
-        }
+    cmp.pivot_table(
+        index=["batches", "activation"], columns="loss", values="test acc"
     )
-    for (a, lo, b), h in cmp_runs.items()
+    .style.format("{:.2%}", na_rep="")
+    .set_caption(caption)
 )
-fig, axes = plt.subplots(1, 2, figsize=(11, 3.6))
-sns.lineplot(
-    data=curves[curves.batches == "mini-batch"],
-    x="epoch",
-    y="test accuracy",
-    hue="loss",
-    style="activation",
-    marker="o",
-    ax=axes[0],
-)
-axes[0].set(title="losses and activations (mini-batch)")
-for (a, lo, b), h in cmp_runs.items():
-    if a == "relu" and lo == "hinge":
-        steps = np.asarray(h["step_loss"])
-        window = max(1, len(steps) // 200)
-        smooth = np.convolve(steps, np.ones(window) / window, mode="valid")
-        per_epoch = len(steps) / CMP_EPOCHS
-        axes[1].plot(np.arange(len(smooth)) / per_epoch, smooth, label=b)
-axes[1].set(
-    xlabel="epoch",
-    ylabel="hinge loss (running mean over steps)",
-    yscale="log",
-    title="ReLU + hinge: batch size and learning rate",
-)
-axes[1].legend()
-fig.tight_layout()
-plt.show()
 
 
 def cmp_acc(act, loss, batches="mini-batch"):
-    return cmp_runs[(act, loss, batches)]["test_acc"][-1]
+    return cmp_runs[act, loss, batches]["test_acc"][-1]
 
 
 cmp_metrics = publish(
@@ -840,6 +881,48 @@ cmp_metrics = publish(
     cmp_full_batch=cmp_acc("relu", "hinge", "full batch"),
     cmp_small_lr=cmp_acc("relu", "hinge", "lr ÷ 10"),
 )
+
+# %% tags=["hide-input"]
+curves = pd.concat(
+    pd.DataFrame(
+        {
+            "epoch": np.arange(1, len(h["test_acc"]) + 1),
+            "test accuracy": h["test_acc"],
+            "loss": lo,
+            "activation": a,
+        }
+    )
+    for (a, lo, b), h in cmp_runs.items()
+    if b == "mini-batch"
+)
+fig, axes = plt.subplots(1, 2, figsize=(6.8, 3.0))
+sns.lineplot(
+    data=curves,
+    x="epoch",
+    y="test accuracy",
+    hue="loss",
+    style="activation",
+    marker="o",
+    ax=axes[0],
+)
+axes[0].set(title="losses and activations")
+axes[0].legend(fontsize=8)
+for (a, lo, b), h in cmp_runs.items():
+    if a == "relu" and lo == "hinge":
+        steps = np.asarray(h["step_loss"])
+        window = max(1, len(steps) // 200)
+        smooth = np.convolve(steps, np.ones(window) / window, mode="valid")
+        per_epoch = len(steps) / CMP_EPOCHS
+        axes[1].plot(np.arange(len(smooth)) / per_epoch, smooth, label=b)
+axes[1].set(
+    xlabel="epoch",
+    ylabel="hinge loss (running mean)",
+    yscale="log",
+    title="ReLU + hinge: batches and lr",
+)
+axes[1].legend(fontsize=8)
+fig.tight_layout()
+plt.show()
 
 # %% [markdown]
 # The report's two choices hold. With ReLU the hinge loss leads
@@ -875,18 +958,22 @@ cmp_metrics = publish(
 # cross-entropy (PyTorch's `CrossEntropyLoss` applies the softmax itself, so the model outputs raw
 # scores): SGD with learning rate 0.01, batches of 20, 5 epochs, the report's settings.
 
-# %%
+# %% tags=["hide-input"]
 if STANDIN:
     fashion = standin_digits(normalization="unit", device=device)
 else:
-    fashion = load_images("fashion-mnist", normalization="unit", device=device, progress=False)
+    fashion = load_images(
+        "fashion-mnist", normalization="unit", device=device, progress=False
+    )
 Xf_train, yf_train = fashion["train"]
 Xf_test, yf_test = fashion["test"]
 classes = fashion.classes
-print(f"{fashion.dataset}: {len(Xf_train)} train, {len(Xf_test)} test; {fashion.normalization}")
-display(image_grid(Xf_train[:20], [classes[int(c)] for c in yf_train[:20]], columns=10))
-plt.close("all")
+print(f"{fashion.dataset}: {len(Xf_train)} train, {len(Xf_test)} test")
+titles = [classes[int(c)] for c in yf_train[:20]]
+image_grid(Xf_train[:20], titles, columns=10, size=0.68)
+plt.show()
 
+# %%
 ce = nn.CrossEntropyLoss()
 generator = seed_everything(SEED)
 softmax_model = nn.Sequential(nn.Flatten(), nn.Linear(784, 10)).to(device)
@@ -902,16 +989,21 @@ softmax_history = fit(
     progress="softmax regression",
 )
 softmax_seconds = time.perf_counter() - t0
-REPORT_SOFTMAX_TRAIN = [0.766, 0.821, 0.831, 0.837, 0.842]  # lab report, per epoch
+
+# %% tags=["hide-input"]
+report_curve = REPORT["softmax_train_acc_last"]["per_epoch"]  # epochs 1–5
+epochs_index = range(1, SOFTMAX_EPOCHS + 1)
 display(
     pd.DataFrame(
         {
-            "lab report: train acc": pd.Series(REPORT_SOFTMAX_TRAIN, index=range(1, 6)),
+            "lab report: train acc": pd.Series(
+                report_curve, index=range(1, len(report_curve) + 1)
+            ),
             "ours: train acc": pd.Series(
-                softmax_history["train_metric"], index=range(1, SOFTMAX_EPOCHS + 1)
+                softmax_history["train_metric"], index=epochs_index
             ),
             "ours: test acc": pd.Series(
-                softmax_history["val_metric"], index=range(1, SOFTMAX_EPOCHS + 1)
+                softmax_history["val_metric"], index=epochs_index
             ),
         }
     )
@@ -922,18 +1014,23 @@ display(
 # %% [markdown]
 # **One hidden layer** of 500 ReLU units between the pixels and the scores, trained with Adam
 # (learning rate 0.001), batches of 100, for 2 epochs, again the report's settings. bf16 autocast
-# is on: the speed benchmark measured it faster for this network on this kind of CPU, at equal
-# accuracy. Two epochs leave the result at the mercy of the initial weights and the batch order,
+# is on where the processor computes bf16 natively (`AMP`, from `dlnotes.env.bf16_is_fast`): the
+# speed benchmark measured it faster for this network on such a CPU, at equal accuracy. Two epochs leave the result at the mercy of the initial weights and the batch order,
 # so we train five times, with seeds `SEED` to `SEED + 4`, and use the first network for the
 # figures.
 
+
 # %%
+def one_hidden_layer(hidden):
+    return nn.Sequential(
+        nn.Flatten(), nn.Linear(784, hidden), nn.ReLU(), nn.Linear(hidden, 10)
+    )
+
+
 fnn_runs = []
 for seed in range(SEED, SEED + 5):
     generator = seed_everything(seed)
-    model = nn.Sequential(
-        nn.Flatten(), nn.Linear(784, FNN_HIDDEN), nn.ReLU(), nn.Linear(FNN_HIDDEN, 10)
-    ).to(device)
+    model = one_hidden_layer(FNN_HIDDEN).to(device)
     t0 = time.perf_counter()
     history = fit(
         model,
@@ -943,7 +1040,7 @@ for seed in range(SEED, SEED + 5):
         epochs=FNN_EPOCHS,
         val=(Xf_test, yf_test),
         metric=accuracy,
-        amp=True,
+        amp=AMP,
         progress=f"one hidden layer, seed {seed}",
     )
     fnn_runs.append((model, history, time.perf_counter() - t0))
@@ -951,40 +1048,31 @@ fnn, fnn_history, fnn_seconds = fnn_runs[0]
 fnn_accs = [h["val_metric"][-1] for _, h, _ in fnn_runs]
 print("test accuracy per seed:", ", ".join(f"{a:.2%}" for a in fnn_accs))
 
+# %% tags=["hide-input"]
 pred_softmax = predict(softmax_model, Xf_test).argmax(1).cpu().numpy()
-probs = predict(fnn, Xf_test, amp=True).float().softmax(1).cpu().numpy()
+probs = predict(fnn, Xf_test, amp=AMP).float().softmax(1).cpu().numpy()
 pred_fnn = probs.argmax(1)
 truth = yf_test.cpu().numpy()
 per_class = pd.DataFrame(
     {
-        "softmax regression": [(pred_softmax[truth == k] == k).mean() for k in range(10)],
-        "one hidden layer": [(pred_fnn[truth == k] == k).mean() for k in range(10)],
+        "softmax regression": [
+            (pred_softmax[truth == k] == k).mean() for k in range(10)
+        ],
+        "one hidden layer": [
+            (pred_fnn[truth == k] == k).mean() for k in range(10)
+        ],
     },
     index=pd.Index(classes, name="class"),
 )
-fig, axes = plt.subplots(1, 2, figsize=(12, 4.2), gridspec_kw={"width_ratios": [1, 1.2]})
-per_class.plot.barh(ax=axes[0], xlim=(0.4, 1.0))
-axes[0].legend(loc="upper center", bbox_to_anchor=(0.5, -0.14), ncols=2)
-axes[0].set(xlabel="test accuracy", title="accuracy per class")
-axes[0].invert_yaxis()
 counts = confusion_matrix(truth, pred_fnn, labels=range(10))
-sns.heatmap(
-    counts,
-    annot=True,
-    fmt="d",
-    cmap="Blues",
-    cbar=False,
-    xticklabels=classes,
-    yticklabels=classes,
-    ax=axes[1],
-)
-axes[1].set(xlabel="predicted", ylabel="true", title="one hidden layer: confusion matrix (test)")
-fig.tight_layout()
-plt.show()
-
 off = counts.copy()
 np.fill_diagonal(off, 0)
 worst_true, worst_pred = np.unravel_index(off.argmax(), off.shape)
+print(
+    f"hardest class: {per_class['one hidden layer'].idxmin()}; most frequent "
+    f"confusion: {classes[worst_true]} → {classes[worst_pred]} "
+    f"({off.max()} of {counts[worst_true].sum()})"
+)
 fashion_metrics = publish(
     softmax_train_acc_last=softmax_history["train_metric"][-1],
     softmax_test_acc=softmax_history["val_metric"][-1],
@@ -999,11 +1087,31 @@ fashion_metrics = publish(
     fnn_best_class_acc=per_class["one hidden layer"].max(),
     fnn_worst_confusion=int(off.max()),
 )
-worst_class = per_class["one hidden layer"].idxmin()
-print(
-    f"hardest class: {worst_class}; most frequent confusion: {classes[worst_true]} → "
-    f"{classes[worst_pred]} ({off.max()} of {counts[worst_true].sum()})"
+
+# %% tags=["hide-input"]
+fig, ax = plt.subplots(figsize=(6.8, 3.0))
+per_class.plot.barh(ax=ax, xlim=(0.4, 1.0))
+ax.set(xlabel="test accuracy", ylabel="", title="accuracy per class")
+ax.legend(loc="lower left", fontsize=8)
+ax.invert_yaxis()
+fig.tight_layout()
+plt.show()
+fig, ax = plt.subplots(figsize=(5.6, 4.6))
+sns.heatmap(
+    counts,
+    annot=True,
+    fmt="d",
+    annot_kws={"size": 7},
+    cmap="Blues",
+    cbar_kws={"label": "test images"},
+    xticklabels=classes,
+    yticklabels=classes,
+    ax=ax,
 )
+title = "one hidden layer: confusion matrix (test)"
+ax.set(xlabel="predicted", ylabel="true", title=title)
+fig.tight_layout()
+plt.show()
 
 # %% [markdown]
 # Softmax regression's training accuracy, averaged over each epoch as the report measured it,
@@ -1022,15 +1130,15 @@ print(
 # Some of the misclassified images, with the true class first and the predicted class and its
 # probability after the arrow:
 
-# %%
+# %% tags=["hide-input"]
 wrong = np.flatnonzero(pred_fnn != truth)
-wrong = wrong[np.argsort(-probs[wrong, pred_fnn[wrong]])][:24]  # the most confident mistakes
-fig = image_grid(
-    Xf_test[wrong].cpu(),
-    [f"{classes[truth[i]]}\n→ {classes[pred_fnn[i]]} {probs[i, pred_fnn[i]]:.0%}" for i in wrong],
-    columns=8,
-    size=1.45,
-)
+confidence = probs[wrong, pred_fnn[wrong]]
+wrong = wrong[np.argsort(-confidence)][:24]  # the most confident mistakes
+titles = [
+    f"{classes[t]}\n→ {classes[p]} {probs[i, p]:.0%}"
+    for i, t, p in zip(wrong, truth[wrong], pred_fnn[wrong], strict=True)
+]
+image_grid(Xf_test[wrong].cpu(), titles, columns=6, size=1.13)
 plt.show()
 
 # %% [markdown]
@@ -1050,40 +1158,51 @@ plt.show()
 
 # %%
 z = torch.linspace(-10, 10, 401, dtype=torch.float64, requires_grad=True)
-curves_grad = {}
+ones = torch.ones_like(z)
 # Binary: sigmoid output, label 1.
-p = torch.sigmoid(z)
-(g_ce,) = torch.autograd.grad(F.binary_cross_entropy(p, torch.ones_like(p), reduction="sum"), z)
+(g_ce,) = torch.autograd.grad(
+    F.binary_cross_entropy(torch.sigmoid(z), ones, reduction="sum"), z
+)
 (g_mse,) = torch.autograd.grad(((torch.sigmoid(z) - 1) ** 2).sum(), z)
 # Ten classes: the true class's score is z, the nine others are 0.
-scores = torch.cat([z[:, None], torch.zeros(len(z), 9, dtype=torch.float64)], dim=1)
+others = torch.zeros(len(z), 9, dtype=torch.float64)
+scores = torch.cat([z[:, None], others], dim=1)
 target = torch.zeros(len(z), dtype=torch.long)
-(g_ce10,) = torch.autograd.grad(F.cross_entropy(scores, target, reduction="sum"), z)
-scores = torch.cat([z[:, None], torch.zeros(len(z), 9, dtype=torch.float64)], dim=1)
+(g_ce10,) = torch.autograd.grad(
+    F.cross_entropy(scores, target, reduction="sum"), z
+)
 onehot = F.one_hot(target, 10).double()
+scores = torch.cat([z[:, None], others], dim=1)
 (g_mse10,) = torch.autograd.grad(((scores.softmax(1) - onehot) ** 2).sum(), z)
-
-fig, axes = plt.subplots(1, 2, figsize=(11, 3.6), sharey=True)
 zs = z.detach().numpy()
-for ax, (gc, gm), title in [
-    (axes[0], (g_ce, g_mse), "sigmoid output, label 1"),
-    (axes[1], (g_ce10, g_mse10), "softmax over 10 classes, true class's score z"),
-]:
-    ax.plot(zs, gc.abs().numpy(), label="cross-entropy")
-    ax.plot(zs, gm.abs().numpy(), label="squared error")
-    ax.set(xlabel="score z of the true class", title=title, yscale="log", ylim=(1e-5, 2))
-    ax.axvspan(-10, -2, color="gray", alpha=0.1)
-    ax.legend(loc="lower left")
-axes[0].set_ylabel("|∂loss/∂z|")
-axes[0].text(-9.5, 3e-5, "confidently wrong", fontsize=8)
-fig.tight_layout()
-plt.show()
 at = int(np.argmin(np.abs(zs + 6)))
 saturation = publish(
     grad_ce_at_minus6=float(g_ce[at].abs()),
     grad_mse_at_minus6=float(g_mse[at].abs()),
     grad_ratio_at_minus6=float(g_ce[at].abs() / g_mse[at].abs()),
 )
+
+# %% tags=["hide-input"]
+fig, axes = plt.subplots(1, 2, figsize=(6.8, 2.9), sharey=True)
+panels = [
+    (axes[0], (g_ce, g_mse), "sigmoid output, label 1"),
+    (axes[1], (g_ce10, g_mse10), "softmax over 10 classes"),
+]
+for ax, (gc, gm), title in panels:
+    ax.plot(zs, gc.abs().numpy(), label="cross-entropy")
+    ax.plot(zs, gm.abs().numpy(), label="squared error")
+    ax.set(
+        xlabel="score z of the true class",
+        title=title,
+        yscale="log",
+        ylim=(1e-5, 2),
+    )
+    ax.axvspan(-10, -2, color="gray", alpha=0.1)
+    ax.legend(loc="lower left", fontsize=8)
+axes[0].set_ylabel("|∂loss/∂z|")
+axes[0].text(-9.5, 2e-4, "confidently\nwrong", fontsize=8)
+fig.tight_layout()
+plt.show()
 
 # %% [markdown]
 # At $z = -6$, a confidently wrong sigmoid output, cross-entropy's gradient is
@@ -1113,12 +1232,10 @@ saturation = publish(
 # Training uses the engine's checkpoints, so rerunning the chapter with the same settings loads
 # the finished network instead of training it again.
 
+
 # %%
-mean, std = Xf_train.mean(), Xf_train.std()  # over all training pixels
-Xs_train, Xs_test = (Xf_train - mean) / std, (Xf_test - mean) / std
-
-
-def tuned_mlp(width=TUNED_WIDTH, dropout=0.2):
+def tuned_mlp(width, dropout=0.2):
+    """Two hidden layers, each linear → batch norm → ReLU → dropout."""
     layers, n_in = [nn.Flatten()], 784
     for _ in range(2):
         layers += [
@@ -1131,18 +1248,21 @@ def tuned_mlp(width=TUNED_WIDTH, dropout=0.2):
     return nn.Sequential(*layers, nn.Linear(n_in, 10))
 
 
+# %% tags=["hide-input"]
+mean, std = Xf_train.mean(), Xf_train.std()  # over all training pixels
+Xs_train, Xs_test = (Xf_train - mean) / std, (Xf_test - mean) / std
 generator = seed_everything(SEED)
-tuned = tuned_mlp().to(device)
+tuned = tuned_mlp(TUNED_WIDTH).to(device)
+mirror = functools.partial(random_crop_flip, pad=0)  # left-right flips only
 train_batches = Batches(
-    Xs_train,
-    yf_train,
-    TUNED_BATCH,
-    generator=generator,
-    augment=functools.partial(random_crop_flip, pad=0),
+    Xs_train, yf_train, TUNED_BATCH, generator=generator, augment=mirror
 )
 opt = torch.optim.AdamW(tuned.parameters(), lr=TUNED_LR, weight_decay=0.05)
-schedule = torch.optim.lr_scheduler.OneCycleLR(
-    opt, max_lr=TUNED_LR, total_steps=TUNED_EPOCHS * len(train_batches), pct_start=0.2
+one_cycle = torch.optim.lr_scheduler.OneCycleLR(
+    opt,
+    max_lr=TUNED_LR,
+    total_steps=TUNED_EPOCHS * len(train_batches),
+    pct_start=0.2,
 )
 tuned_config = dict(
     standin=STANDIN,
@@ -1152,8 +1272,8 @@ tuned_config = dict(
     batch=TUNED_BATCH,
     seed=SEED,
     device=device.type,
+    amp=AMP,
 )
-t0 = time.perf_counter()
 tuned_history = fit(
     tuned,
     opt,
@@ -1162,47 +1282,47 @@ tuned_history = fit(
     epochs=TUNED_EPOCHS,
     val=(Xs_test, yf_test),
     metric=accuracy,
-    scheduler=schedule,
-    amp=True,
-    checkpoint=checkpoint_file("01_mlp-tuned", tuned_config, code=[tuned_mlp, fit]),
+    scheduler=one_cycle,
+    amp=AMP,
+    checkpoint=checkpoint_file(
+        "01_mlp-tuned", tuned_config, code=[tuned_mlp, fit]
+    ),
     progress="tuned MLP",
 )
-tuned_wall = time.perf_counter() - t0
-pred_tuned = predict(tuned, Xs_test, amp=True).argmax(1).cpu().numpy()
-tuned_test_acc = float((pred_tuned == truth).mean())
+pred_tuned = predict(tuned, Xs_test, amp=AMP).argmax(1).cpu().numpy()
 UPPER_BODY = [0, 2, 4, 6]  # T-shirt/top, Pullover, Coat, Shirt
 missed = pred_tuned != truth
-upper_body_errors = np.isin(truth[missed], UPPER_BODY) & np.isin(pred_tuned[missed], UPPER_BODY)
-
-fig, axes = plt.subplots(1, 2, figsize=(11, 3.4))
-e = np.arange(1, len(tuned_history["train_loss"]) + 1)
-axes[0].plot(e, tuned_history["train_loss"], label="train (smoothed labels, augmented)")
-axes[0].plot(e, tuned_history["val_loss"], label="test")
-axes[0].set(xlabel="epoch", ylabel="loss", title="loss")
-axes[0].legend()
-axes[1].plot(e, tuned_history["train_metric"], label="train (augmented, dropout on)")
-axes[1].plot(e, tuned_history["val_metric"], label="test")
-axes[1].axhline(
-    float(fashion_metrics["fnn_test_acc_mean"]),
-    color="gray",
-    ls="--",
-    lw=0.8,
-    label="one hidden layer, 2 epochs (mean of 5 seeds)",
+upper_body_errors = np.isin(truth[missed], UPPER_BODY) & np.isin(
+    pred_tuned[missed], UPPER_BODY
 )
-axes[1].set(xlabel="epoch", ylabel="accuracy", title="accuracy", ylim=(0.8, 1.0))
-axes[1].legend()
-fig.tight_layout()
-plt.show()
 tuned_metrics = publish(
     tuned_width=TUNED_WIDTH,
     tuned_lr=TUNED_LR,
     tuned_epochs=TUNED_EPOCHS,
-    tuned_test_acc=tuned_test_acc,
+    tuned_test_acc=float((pred_tuned == truth).mean()),
     tuned_train_acc=tuned_history["train_metric"][-1],
     tuned_upper_body_share=float(upper_body_errors.mean()),
     tuned_train_seconds=tuned_history["seconds"][-1],
     tuned_params=n_params(tuned),
 )
+
+# %% tags=["hide-input"]
+fig, axes = plt.subplots(1, 2, figsize=(6.8, 2.8))
+e = np.arange(1, len(tuned_history["train_loss"]) + 1)
+axes[0].plot(e, tuned_history["train_loss"], label="train (augmented)")
+axes[0].plot(e, tuned_history["val_loss"], label="test")
+axes[0].set(xlabel="epoch", title="loss")
+axes[1].plot(e, tuned_history["train_metric"], label="train (dropout on)")
+axes[1].plot(e, tuned_history["val_metric"], label="test")
+one_layer = float(fashion_metrics["fnn_test_acc_mean"])
+axes[1].axhline(
+    one_layer, color="gray", ls="--", lw=0.8, label="one hidden layer"
+)
+axes[1].set(xlabel="epoch", title="accuracy", ylim=(0.8, 1.0))
+for ax in axes:
+    ax.legend(fontsize=8)
+fig.tight_layout()
+plt.show()
 
 # %% [markdown]
 # After {glue:text}`tuned_epochs:d` epochs ({glue:text}`tuned_train_seconds:.0f` s of training on
@@ -1220,40 +1340,19 @@ tuned_metrics = publish(
 # ## Lab reports and this run
 #
 # Each row gives the lab report's number and ours from this run, at the profile and on the
-# device printed below. The numpy MNIST recipe is the report's except for its length at the
+# device the line under the title names. The numpy MNIST recipe is the report's except for its length at the
 # `quick` profile and the batch size, which the report does not state.
 
-# %%
-comparison = pd.DataFrame(
-    [
-        ("numpy BP network, half-moons, test accuracy", None, moons["moons_test_acc"]),
-        ("gradient check, worst relative error", None, gradcheck["gradcheck_max_rel_error"]),
-        ("numpy MLP, MNIST, test accuracy", 0.9568, np_metrics["np_test_acc"]),
-        ("numpy MLP, MNIST, training accuracy", 0.9603, np_metrics["np_train_acc"]),
-        (
-            "softmax regression, Fashion-MNIST, train acc epoch 5",
-            0.842,
-            fashion_metrics["softmax_train_acc_last"],
-        ),
-        (
-            "softmax regression, Fashion-MNIST, test accuracy",
-            None,
-            fashion_metrics["softmax_test_acc"],
-        ),
-        (
-            "one hidden layer (500), Fashion-MNIST, test accuracy (5 seeds)",
-            0.8664,
-            fashion_metrics["fnn_test_acc_mean"],
-        ),
-        ("tuned MLP (ours), Fashion-MNIST, test accuracy", None, tuned_test_acc),
-    ],
-    columns=["experiment", "lab report", "this run"],
-).set_index("experiment")
-print(
-    f"profile {PROFILE}, device {describe_device(device)}; numpy MNIST: {NP_EPOCHS} epochs on "
-    f"{len(Xn_train)} images (report: 400 epochs)"
+# %% tags=["hide-input"]
+published = (
+    gradcheck
+    | moons
+    | np_metrics
+    | cmp_metrics
+    | fashion_metrics
+    | tuned_metrics
 )
-display(comparison.style.format("{:.4g}", na_rep="—"))
+display(lab_report_table("01_mlp", published))
 
 # %% [markdown]
 # ## Summary

@@ -267,6 +267,9 @@ def test_chapter_pages_put_the_lesson_before_the_machinery(site, language, word)
         # The parameters cell folds behind a toggle (its input hidden, nothing removed).
         params = text.index('class="cell tag_parameters')
         assert "<details" in text[params : params + 400], page.name
+        # So does the cell that resolves the profile (chapter 05 keeps it apart from PROFILES).
+        call = text.index("check_injected")
+        assert text.rfind("<details", 0, call) > text.rfind("</details>", 0, call), page.name
         # Inline scripts are not added twice (a second THEBE_JS_URL is a console error).
         assert text.count("const THEBE_JS_URL") <= 1, page.name
         # The English page offers its notebook; a Chinese page offers none (it would be English).

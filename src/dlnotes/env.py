@@ -9,7 +9,7 @@ import torch
 
 from .params import DEVICES
 
-__all__ = ["pick_device", "seed_everything", "describe_device"]
+__all__ = ["pick_device", "seed_everything", "describe_device", "bf16_is_fast"]
 
 
 def pick_device(name: str = "auto") -> torch.device:
@@ -41,6 +41,25 @@ def describe_device(device: torch.device | str) -> str:
     if device.type == "cpu":
         return f"cpu ({torch.get_num_threads()} threads)"
     return device.type
+
+
+def bf16_is_fast(device: torch.device | str) -> bool:
+    """Return whether bf16 autocast pays on ``device``: a CUDA device with bf16, or a CPU that
+    computes bf16 natively (AVX-512 BF16 or AMX).
+
+    Without native support the CPU emulates bf16, slower than float32, and some of oneDNN's
+    kernels refuse it outright (an LSTM under bf16 autocast raises "could not create a primitive
+    descriptor" on an AVX2-only CPU), so chapters ask this rather than hard-code a choice
+    measured on one processor. torch has no public query for the CPU's bf16 units; the checks
+    are those ``torch.cpu`` itself exposes.
+    """
+    device = torch.device(device)
+    if device.type == "cuda":
+        return torch.cuda.is_available() and torch.cuda.is_bf16_supported()
+    if device.type == "cpu":
+        checks = ("_is_avx512_bf16_supported", "_is_amx_tile_supported")
+        return any(getattr(torch.cpu, name, lambda: False)() for name in checks)
+    return False
 
 
 def seed_everything(seed: int) -> torch.Generator:

@@ -28,8 +28,9 @@ _PROMPTS = {"en": ("Show code", "Hide code"), "zh_CN": ("显示代码", "隐藏�
 
 
 def _is_machinery(source: str, tags) -> bool:
-    """Return True for the cells a reader can skip: parameters, the profile table, imports."""
-    if "parameters" in tags or re.search(r"^PROFILES = \{", source, re.M):
+    """Return True for the cells a reader can skip: parameters, the profile table and its
+    resolution (the cell that calls ``check_injected``), imports."""
+    if "parameters" in tags or re.search(r"^(PROFILES = \{|check_injected\()", source, re.M):
         return True
     lines = [ln for ln in source.splitlines() if ln.strip() and not ln.lstrip().startswith("#")]
     imports = [ln for ln in lines if re.match(r"\s*(import |from \S+ import |\)|\s+\w+,$)", ln)]
