@@ -267,7 +267,7 @@ def test_chapter_pages_put_the_lesson_before_the_machinery(site, language, word)
         # The parameters cell folds behind a toggle (its input hidden, nothing removed).
         params = text.index('class="cell tag_parameters')
         assert "<details" in text[params : params + 400], page.name
-        # So does the cell that resolves the profile (chapter 05 keeps it apart from PROFILES).
+        # So does the cell that resolves the profile, wherever a chapter puts it.
         call = text.index("check_injected")
         assert text.rfind("<details", 0, call) > text.rfind("</details>", 0, call), page.name
         # Inline scripts are not added twice (a second THEBE_JS_URL is a console error).
