@@ -126,6 +126,30 @@ def test_an_interrupt_stops_every_worker_and_writes_no_report(two):
 
 
 @pytest.mark.slow
+@pytest.mark.skipif(not Path("/proc").is_dir(), reason="reads /proc to find the kernels")
+def test_an_interrupted_run_says_so_in_one_line(project):
+    """Ctrl-C during a cell: one line saying what happened, not the cell task's traceback that
+    asyncio printed at exit (seen on a chapter interrupted mid-training)."""
+    env = {**os.environ, "DLNOTES_ROOT": str(project)}
+    command = [sys.executable, "-m", "dlnotes.runner.cli", "run", "01_tiny", "--profile",
+               "smoke", "--device", "cpu", "-p", "SLEEP", "120"]  # fmt: skip
+    run = subprocess.Popen(command, cwd=project, env=env, stdout=subprocess.PIPE, text=True,
+                           stderr=subprocess.STDOUT, start_new_session=True,
+                           preexec_fn=lambda: signal.signal(signal.SIGINT, signal.SIG_DFL))  # fmt: skip
+    deadline = time.monotonic() + 90
+    while not _kernels_in(project / "notebooks") and time.monotonic() < deadline:
+        time.sleep(0.5)
+    assert _kernels_in(project / "notebooks"), "the chapter should be running"
+    time.sleep(5)  # into the sleeping cell
+    os.killpg(run.pid, signal.SIGINT)
+    out, _ = run.communicate(timeout=240)
+    assert run.returncode == 130, out
+    assert out.strip().splitlines()[-1] == "dlnotes: interrupted; existing reports are unchanged"
+    assert "Traceback" not in out and "never retrieved" not in out, out[-3000:]
+    assert not list((project / "book" / "chapters").glob("*.ipynb"))
+
+
+@pytest.mark.slow
 def test_book_runs_stale_chapters_as_parallel_jobs_and_builds_only_when_all_succeed(
     two, monkeypatch
 ):

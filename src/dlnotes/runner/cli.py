@@ -150,6 +150,11 @@ def main(argv: list[str] | None = None) -> int:
         print(f"dlnotes: error: {exc}", file=sys.stderr)
         return 2
     except KeyboardInterrupt:
+        # nbclient's cell task ends with the interrupt too; unawaited, asyncio would print its
+        # whole traceback at exit, under the line that says what happened.
+        import logging
+
+        logging.getLogger("asyncio").setLevel(logging.CRITICAL)
         print("dlnotes: interrupted; existing reports are unchanged", file=sys.stderr)
         return 130
     return 1
