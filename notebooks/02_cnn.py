@@ -47,125 +47,84 @@
 # table that puts the lab report's number beside ours.
 
 # %% tags=["parameters"]
-PROFILE = "quick"  # smoke: seconds, for tests | quick: minutes on a CPU | full: reports' scale
+PROFILE = "quick"  # smoke: seconds (tests) | quick: minutes on a CPU | full
 DEVICE = "auto"  # auto | cpu | cuda
-SEED = 0  # seeds the data subsets and splits, the initial weights, the batch order [0, 4294967295]
-STANDIN = None  # True: stand-in data (sklearn digits, random pixels); None: profile's value
-FCNN_EPOCHS = 2  # epochs of the first CNN on Fashion-MNIST (lab report: 2) [1, 1000]
-FCNN_BATCH = 100  # its batch size (lab report: 100) [1, 60000]
-FCNN_LR = 0.001  # its Adam learning rate (lab report: 0.001) (0, 1]
-FCNN_SEEDS = None  # how many seeds the first CNN is trained with [1, 100]
-ARCH_TRAIN = None  # MNIST images for LeNet / VGG-11 / ResNet-18 (lab report: 60000) [100, 60000]
-ARCH_EPOCHS = None  # their epochs (lab report: 10) [1, 1000]
-ARCH_WIDTH = None  # width multiplier of VGG-11 and ResNet-18 (1: the published widths) (0, 4]
-ARCH_BATCH = 128  # their batch size (not given in the lab report) [1, 60000]
-ARCH_LR = 0.001  # their Adam learning rate (not given in the lab report) (0, 1]
-OPT_TRAIN = None  # MNIST images of the optimiser study, before the validation split [100, 60000]
-OPT_VAL = 0.167  # share of them held out for validation (lab report: 16.7%) (0, 1)
-OPT_EPOCHS = None  # epochs of each optimiser run (lab report: 64) [1, 1000]
-OPT_BATCH = None  # batch size of the optimiser runs (lab report: 16) [1, 60000]
-OPT_LR = 0.0003  # Adam and NAdam learning rate (lab report's code: 0.0003) (0, 1]
-OPT_PATIENCE = 48  # early stop after this many epochs without better validation accuracy [1, 1000]
-CIFAR_TRAIN = None  # CIFAR-10 training images for the VGG16 runs (lab report: 50000) [100, 50000]
-CIFAR_EPOCHS = None  # epochs of each VGG16 run (lab report: 30) [1, 1000]
-VGG_WIDTH = None  # width multiplier of VGG16 (1: the published widths) (0, 4]
-VGG_LR = 0.0001  # Adam learning rate of the report's VGG16 recipe (lab report: 1e-4) (0, 1]
-VGG_BATCH = 64  # its batch size (lab report: 64) [1, 50000]
-OURS_LR = 0.05  # peak SGD learning rate of our VGG16 recipe (one-cycle schedule) (0, 10]
-ABL_CLASSES = None  # Tiny-ImageNet classes in the ResNet-18 study (lab report: 100) [2, 200]
-ABL_SIZE = None  # image side in pixels (lab report: 64) [8, 64]
-ABL_WIDTH = None  # channels of ResNet-18's first stage (torchvision: 64) [1, 512]
-ABL_EPOCHS = None  # epochs of each ablation run (lab report: 25) [1, 1000]
-ABL_BATCH = 64  # batch size (lab report: 64) [1, 100000]
-ABL_LR = None  # SGD learning rate, momentum 0.9 (lab report: 0.001) (0, 10]
-ABL_SEEDS = None  # initial weights each ablation run is trained with: SEED, SEED + 1, … [1, 100]
+SEED = 0  # seeds subsets, splits, weights and batch order [0, 4294967295]
+STANDIN = None  # True: stand-in data (sklearn digits, noise); None: profile's
+FCNN_EPOCHS = 2  # first CNN's epochs on Fashion-MNIST (report: 2) [1, 1000]
+FCNN_BATCH = 100  # its batch size (report: 100) [1, 60000]
+FCNN_LR = 0.001  # its Adam learning rate (report: 0.001) (0, 1]
+FCNN_SEEDS = None  # seeds the first CNN is trained with [1, 100]
+ARCH_TRAIN = None  # MNIST images of LeNet, VGG-11, ResNet-18 [100, 60000]
+ARCH_EPOCHS = None  # their epochs (report: 10) [1, 1000]
+ARCH_WIDTH = None  # width factor of VGG-11 and ResNet-18 (1: published) (0, 4]
+ARCH_BATCH = 128  # their batch size (the report gives none) [1, 60000]
+ARCH_LR = 0.001  # their Adam learning rate (the report gives none) (0, 1]
+OPT_TRAIN = None  # MNIST images of the optimiser study, with val [100, 60000]
+OPT_VAL = 0.167  # share of them held out for validation (report: 16.7%) (0, 1)
+OPT_EPOCHS = None  # epochs of each optimiser run (report: 64) [1, 1000]
+OPT_BATCH = None  # batch size of the optimiser runs (report: 16) [1, 60000]
+OPT_LR = 0.0003  # Adam and NAdam learning rate (report's code: 3e-4) (0, 1]
+OPT_PATIENCE = 48  # stop after this many epochs without a better val [1, 1000]
+CIFAR_TRAIN = None  # CIFAR-10 images of the VGG16 runs (all) [100, 50000]
+CIFAR_EPOCHS = None  # epochs of each VGG16 run (report: 30) [1, 1000]
+VGG_WIDTH = None  # width factor of VGG16 (1: the published widths) (0, 4]
+VGG_LR = 0.0001  # Adam learning rate of the report's recipe (1e-4) (0, 1]
+VGG_BATCH = 64  # its batch size (report: 64) [1, 50000]
+OURS_LR = 0.05  # peak SGD learning rate of our VGG16 recipe (0, 10]
+ABL_CLASSES = None  # Tiny-ImageNet classes of the ResNet study (100) [2, 200]
+ABL_SIZE = None  # image side in pixels (report: 64) [8, 64]
+ABL_WIDTH = None  # channels of ResNet-18's first stage (64) [1, 512]
+ABL_EPOCHS = None  # epochs of each ablation run (report: 25) [1, 1000]
+ABL_BATCH = 64  # batch size (report: 64) [1, 100000]
+ABL_LR = None  # SGD learning rate, momentum 0.9 (report: 0.001) (0, 10]
+ABL_SEEDS = None  # seeds of each ablation run: SEED, SEED + 1, … [1, 100]
 SPEED_EPOCHS = None  # epochs of the CIFAR-10 speed recipe [1, 1000]
-SPEED_WIDTH = None  # channels of its first convolution (doubling twice) [1, 512]
-SPEED_TARGET = 0.778  # test accuracy to reach (the report's VGG16 mean) (0, 1]
+SPEED_WIDTH = None  # channels of its first convolution [1, 512]
+SPEED_TARGET = 0.778  # test accuracy to reach (the report's VGG16) (0, 1]
 
 # %%
-# Sizes per profile. A parameter set above (not None) wins over its profile's value.
-PROFILES = {
-    "smoke": {
-        "STANDIN": True,
-        "FCNN_SEEDS": 1,
-        "ARCH_TRAIN": 1500,
-        "ARCH_EPOCHS": 1,
-        "ARCH_WIDTH": 0.125,
-        "OPT_TRAIN": 1500,
-        "OPT_EPOCHS": 2,
-        "OPT_BATCH": 64,
-        "CIFAR_TRAIN": 1024,
-        "CIFAR_EPOCHS": 1,
-        "VGG_WIDTH": 0.125,
-        "ABL_CLASSES": 5,
-        "ABL_SIZE": 32,
-        "ABL_WIDTH": 4,
-        "ABL_EPOCHS": 1,
-        "ABL_LR": 0.02,
-        "ABL_SEEDS": 1,
-        "SPEED_EPOCHS": 2,
-        "SPEED_WIDTH": 8,
-    },
-    "quick": {
-        "STANDIN": False,
-        "FCNN_SEEDS": 3,
-        "ARCH_TRAIN": 12000,
-        "ARCH_EPOCHS": 3,
-        "ARCH_WIDTH": 0.25,
-        "OPT_TRAIN": 6000,
-        "OPT_EPOCHS": 3,
-        "OPT_BATCH": 64,
-        "CIFAR_TRAIN": 5000,
-        "CIFAR_EPOCHS": 6,
-        "VGG_WIDTH": 0.25,
-        "ABL_CLASSES": 20,
-        "ABL_SIZE": 32,
-        "ABL_WIDTH": 8,
-        "ABL_EPOCHS": 6,
-        "ABL_LR": 0.02,
-        "ABL_SEEDS": 3,
-        "SPEED_EPOCHS": 4,
-        "SPEED_WIDTH": 24,
-    },
-    "full": {
-        "STANDIN": False,
-        "FCNN_SEEDS": 5,
-        "ARCH_TRAIN": 60000,
-        "ARCH_EPOCHS": 10,
-        "ARCH_WIDTH": 1.0,
-        "OPT_TRAIN": 60000,
-        "OPT_EPOCHS": 64,
-        "OPT_BATCH": 16,
-        "CIFAR_TRAIN": 50000,
-        "CIFAR_EPOCHS": 30,
-        "VGG_WIDTH": 1.0,
-        "ABL_CLASSES": 100,
-        "ABL_SIZE": 64,
-        "ABL_WIDTH": 64,
-        "ABL_EPOCHS": 25,
-        "ABL_LR": 0.001,
-        "ABL_SEEDS": 3,
-        "SPEED_EPOCHS": 10,
-        "SPEED_WIDTH": 64,
-    },
+# fmt: off
+PROFILES = {  # sizes; a parameter set above (not None) wins over its profile
+    "smoke": {"STANDIN": True, "FCNN_SEEDS": 1, "ARCH_TRAIN": 1500,
+              "ARCH_EPOCHS": 1, "ARCH_WIDTH": 0.125, "OPT_TRAIN": 1500,
+              "OPT_EPOCHS": 2, "OPT_BATCH": 64, "CIFAR_TRAIN": 1024,
+              "CIFAR_EPOCHS": 1, "VGG_WIDTH": 0.125, "ABL_CLASSES": 5,
+              "ABL_SIZE": 32, "ABL_WIDTH": 4, "ABL_EPOCHS": 1, "ABL_LR": 0.02,
+              "ABL_SEEDS": 1, "SPEED_EPOCHS": 2, "SPEED_WIDTH": 8},
+    "quick": {"STANDIN": False, "FCNN_SEEDS": 3, "ARCH_TRAIN": 12000,
+              "ARCH_EPOCHS": 3, "ARCH_WIDTH": 0.25, "OPT_TRAIN": 6000,
+              "OPT_EPOCHS": 3, "OPT_BATCH": 64, "CIFAR_TRAIN": 5000,
+              "CIFAR_EPOCHS": 6, "VGG_WIDTH": 0.25, "ABL_CLASSES": 20,
+              "ABL_SIZE": 32, "ABL_WIDTH": 8, "ABL_EPOCHS": 6, "ABL_LR": 0.02,
+              "ABL_SEEDS": 3, "SPEED_EPOCHS": 4, "SPEED_WIDTH": 24},
+    "full": {"STANDIN": False, "FCNN_SEEDS": 5, "ARCH_TRAIN": 60000,
+             "ARCH_EPOCHS": 10, "ARCH_WIDTH": 1.0, "OPT_TRAIN": 60000,
+             "OPT_EPOCHS": 64, "OPT_BATCH": 16, "CIFAR_TRAIN": 50000,
+             "CIFAR_EPOCHS": 30, "VGG_WIDTH": 1.0, "ABL_CLASSES": 100,
+             "ABL_SIZE": 64, "ABL_WIDTH": 64, "ABL_EPOCHS": 25,
+             "ABL_LR": 0.001, "ABL_SEEDS": 3, "SPEED_EPOCHS": 10,
+             "SPEED_WIDTH": 64},
 }
+# fmt: on
 
+# %%
 from dlnotes.params import check_injected, from_profile
 
-check_injected(In)  # under plain papermill: refuse unknown parameters and out-of-range values
-
-# fmt: off
-(STANDIN, FCNN_SEEDS, ARCH_TRAIN, ARCH_EPOCHS, ARCH_WIDTH, OPT_TRAIN, OPT_EPOCHS, OPT_BATCH,
- CIFAR_TRAIN, CIFAR_EPOCHS, VGG_WIDTH, ABL_CLASSES, ABL_SIZE, ABL_WIDTH, ABL_EPOCHS,
- ABL_LR, ABL_SEEDS, SPEED_EPOCHS, SPEED_WIDTH) = from_profile(
-    PROFILES, PROFILE, STANDIN=STANDIN, FCNN_SEEDS=FCNN_SEEDS, ARCH_TRAIN=ARCH_TRAIN,
-    ARCH_EPOCHS=ARCH_EPOCHS, ARCH_WIDTH=ARCH_WIDTH, OPT_TRAIN=OPT_TRAIN, OPT_EPOCHS=OPT_EPOCHS,
-    OPT_BATCH=OPT_BATCH, CIFAR_TRAIN=CIFAR_TRAIN, CIFAR_EPOCHS=CIFAR_EPOCHS, VGG_WIDTH=VGG_WIDTH,
-    ABL_CLASSES=ABL_CLASSES, ABL_SIZE=ABL_SIZE, ABL_WIDTH=ABL_WIDTH, ABL_EPOCHS=ABL_EPOCHS,
-    ABL_LR=ABL_LR, ABL_SEEDS=ABL_SEEDS, SPEED_EPOCHS=SPEED_EPOCHS, SPEED_WIDTH=SPEED_WIDTH,
-)
-# fmt: on
+check_injected(In)  # under plain papermill: refuse unknown or bad values
+sized = from_profile(
+    PROFILES, PROFILE, STANDIN=STANDIN, FCNN_SEEDS=FCNN_SEEDS,
+    ARCH_TRAIN=ARCH_TRAIN, ARCH_EPOCHS=ARCH_EPOCHS, ARCH_WIDTH=ARCH_WIDTH,
+    OPT_TRAIN=OPT_TRAIN, OPT_EPOCHS=OPT_EPOCHS, OPT_BATCH=OPT_BATCH,
+    CIFAR_TRAIN=CIFAR_TRAIN, CIFAR_EPOCHS=CIFAR_EPOCHS, VGG_WIDTH=VGG_WIDTH,
+    ABL_CLASSES=ABL_CLASSES, ABL_SIZE=ABL_SIZE, ABL_WIDTH=ABL_WIDTH,
+    ABL_EPOCHS=ABL_EPOCHS, ABL_LR=ABL_LR, ABL_SEEDS=ABL_SEEDS,
+    SPEED_EPOCHS=SPEED_EPOCHS, SPEED_WIDTH=SPEED_WIDTH,
+)  # fmt: skip
+(STANDIN, FCNN_SEEDS, ARCH_TRAIN, ARCH_EPOCHS, ARCH_WIDTH, OPT_TRAIN,
+ OPT_EPOCHS, OPT_BATCH, CIFAR_TRAIN, CIFAR_EPOCHS, VGG_WIDTH, ABL_CLASSES,
+ ABL_SIZE, ABL_WIDTH, ABL_EPOCHS, ABL_LR, ABL_SEEDS, SPEED_EPOCHS,
+ SPEED_WIDTH) = sized  # fmt: skip
 
 # %% [markdown]
 # ## Setup
@@ -188,13 +147,15 @@ import seaborn as sns
 import torch
 import torchvision
 from IPython.display import display
+from matplotlib_inline.backend_inline import set_matplotlib_formats
 from torch import nn
 from torch.nn import functional as F
 
 from dlnotes.data import load_images, standin_digits, standin_images
-from dlnotes.env import describe_device, pick_device, seed_everything
+from dlnotes.env import bf16_is_fast, pick_device, seed_everything
+from dlnotes.layout import conv_memory_format
 from dlnotes.models import lenet5, n_params
-from dlnotes.report import publish
+from dlnotes.report import lab_report_rows, lab_report_table, publish
 from dlnotes.state import BestWeights, checkpoint_file
 from dlnotes.train import (
     Batches,
@@ -206,37 +167,45 @@ from dlnotes.train import (
 )
 from dlnotes.viz import show_image
 
+set_matplotlib_formats("retina")  # twice the pixels, shown at their size
 device = pick_device(DEVICE)
-print(f"profile {PROFILE}, device {describe_device(device)}, seed {SEED}")
+AMP = bf16_is_fast(device)  # bf16 autocast where the device computes it
+REPORT = {row["ours"]: row["lab_report"] for row in lab_report_rows("02_cnn")}
 if STANDIN:
-    print(
-        "stand-in data: sklearn digits and random pixels replace the datasets "
-        "(numbers mean nothing)"
-    )
+    print("stand-in data: sklearn digits and noise (numbers mean nothing)")
 
 
-def subset(X, y, n, seed=SEED):
-    """Return n rows of (X, y) drawn without replacement (all of them if n >= len(X))."""
+# %% tags=["hide-input"]
+def subset(X, y, n, seed):
+    """n rows of (X, y) drawn without replacement (all if n >= len(X))."""
     if n >= len(X):
         return X, y
-    keep = torch.randperm(len(X), generator=torch.Generator().manual_seed(seed))[:n]
+    g = torch.Generator().manual_seed(seed)
+    keep = torch.randperm(len(X), generator=g)[:n]
     return X[keep.to(X.device)], y[keep.to(y.device)]
 
 
-def mnist_like(name, normalization):
-    if STANDIN:
+def mnist_like(name, normalization, standin, device):
+    if standin:
         return standin_digits(normalization=normalization, device=device)
-    return load_images(name, normalization=normalization, device=device, progress=False)
+    return load_images(
+        name, normalization=normalization, device=device, progress=False
+    )
 
 
-def plot_curves(histories, key="val_metric", ax=None, ylabel="accuracy", **kwargs):
-    """Draw one curve per run of ``histories`` (name → History) against the epoch."""
-    ax = ax or plt.gca()
+def as_cl(x):
+    return x.contiguous(memory_format=torch.channels_last)
+
+
+def plot_curves(histories, key, ax, ylabel="accuracy", **kwargs):
+    """One curve per run of ``histories`` (name → History), by epoch."""
     for name, h in histories.items():
         ax.plot(range(1, len(h[key]) + 1), h[key], label=name, **kwargs)
     ax.set(xlabel="epoch", ylabel=ylabel)
     return ax
 
+
+ce = nn.CrossEntropyLoss()
 
 # %% [markdown]
 # ## 1. A first CNN on Fashion-MNIST
@@ -250,26 +219,32 @@ def plot_curves(histories, key="val_metric", ax=None, ylabel="accuracy", **kwarg
 # batches of 100, two epochs, pixels scaled to [0, 1].
 #
 # The convolutions here run in float32 with the default memory layout: for these 5×5 filters on
-# one input channel that measured twice as fast on the CPU as bf16 with channels-last, which
-# wins for the larger networks below.
+# one input channel that measured twice as fast as bf16 with channels-last, on a CPU that
+# computes bf16 natively (an AMD EPYC with AVX-512 BF16). The larger networks below use
+# channels-last, and bf16 autocast only where the processor computes bf16 natively (`AMP`, from
+# `dlnotes.env.bf16_is_fast`): without it bf16 is emulated, and a small CNN's training step
+# measured 6× slower than in float32 (2.41 s against 0.41 s on an AVX2-only EPYC).
 
 # %%
-fashion = mnist_like("fashion-mnist", "unit")
+fashion = mnist_like("fashion-mnist", "unit", STANDIN, device)
 Xf_train, yf_train = fashion["train"]
 Xf_test, yf_test = fashion["test"]
-fashion_classes = fashion.classes
 
 
 def first_cnn():
     def block(c_in, c_out):
         return nn.Sequential(
-            nn.Conv2d(c_in, c_out, 5, padding=2), nn.BatchNorm2d(c_out), nn.ReLU(), nn.MaxPool2d(2)
+            nn.Conv2d(c_in, c_out, 5, padding=2),
+            nn.BatchNorm2d(c_out),
+            nn.ReLU(),
+            nn.MaxPool2d(2),
         )
 
-    return nn.Sequential(block(1, 16), block(16, 32), nn.Flatten(), nn.Linear(7 * 7 * 32, 10))
+    return nn.Sequential(
+        block(1, 16), block(16, 32), nn.Flatten(), nn.Linear(7 * 7 * 32, 10)
+    )
 
 
-ce = nn.CrossEntropyLoss()
 fcnn_runs = []
 for seed in range(SEED, SEED + FCNN_SEEDS):
     generator = seed_everything(seed)
@@ -282,16 +257,19 @@ for seed in range(SEED, SEED + FCNN_SEEDS):
         epochs=FCNN_EPOCHS,
         val=(Xf_test, yf_test),
         metric=accuracy,
-        amp=False,
+        amp=False,  # float32 (see above)
         progress=f"first CNN, seed {seed}",
     )
     fcnn_runs.append((model, history))
+
+# %% tags=["hide-input"]
 fcnn, fcnn_history = fcnn_runs[0]
 fcnn_accs = [h["val_metric"][-1] for _, h in fcnn_runs]
 print(f"{fashion.dataset}: {len(Xf_train)} training images")
 for seed, (_, h) in enumerate(fcnn_runs, start=SEED):
     print(
-        f"seed {seed}: test accuracy {h['val_metric'][-1]:.2%}, training loss {h['train_loss'][-1]:.4f}"
+        f"seed {seed}: test accuracy {h['val_metric'][-1]:.2%}, "
+        f"training loss {h['train_loss'][-1]:.4f}"
     )
 fcnn_metrics = publish(
     fcnn_test_acc_mean=float(np.mean(fcnn_accs)),
@@ -301,6 +279,7 @@ fcnn_metrics = publish(
     fcnn_seconds=fcnn_history["seconds"][-1],
     fcnn_params=n_params(fcnn),
 )
+
 
 # %% [markdown]
 # Over {glue:text}`fcnn_seeds:d` seeds the first CNN classifies
@@ -316,41 +295,50 @@ fcnn_metrics = publish(
 # through the first block, after batch normalisation, ReLU and pooling); the second block
 # combines them into 32 maps of 7×7 (right), coarser and more specific.
 
-# %%
-maps = {}
-hooks = [
-    fcnn[i].register_forward_hook(lambda m, inp, out, i=i: maps.__setitem__(i, out.detach()))
-    for i in (0, 1)
-]
-image_index = 0
-fcnn.eval()
-with torch.no_grad():
-    fcnn(Xf_test[image_index : image_index + 1])
-for h in hooks:
-    h.remove()
 
+# %% tags=["hide-input"]
+def block_outputs(model, x, blocks=(0, 1)):
+    """The outputs of ``model``'s ``blocks`` for the images ``x``."""
+    maps = {}
+    hooks = [
+        model[i].register_forward_hook(
+            lambda m, inp, out, i=i: maps.__setitem__(i, out.detach())
+        )
+        for i in blocks
+    ]
+    model.eval()
+    with torch.no_grad():
+        model(x)
+    for h in hooks:
+        h.remove()
+    return maps
+
+
+image_index = 0
+maps = block_outputs(fcnn, Xf_test[image_index : image_index + 1])
 filters = fcnn[0][0].weight.detach().cpu()[:, 0]  # (16, 5, 5)
-fig = plt.figure(figsize=(13, 3.6))
+fig = plt.figure(figsize=(6.8, 2.2))
 grid = fig.add_gridspec(1, 4, width_ratios=[0.7, 1, 1.1, 1.6], wspace=0.15)
 ax = fig.add_subplot(grid[0])
 ax.imshow(Xf_test[image_index, 0].cpu(), cmap="gray_r")
-ax.set(title=f"input: {fashion_classes[int(yf_test[image_index])]}", xticks=[], yticks=[])
-for k, (data, rows, title, cmap) in enumerate(
-    [
-        (filters, 4, "16 filters of layer 1 (5×5)", "RdBu_r"),
-        (maps[0][0].cpu(), 4, "layer-1 feature maps (14×14)", "viridis"),
-        (maps[1][0].cpu(), 4, "layer-2 feature maps (7×7)", "viridis"),
-    ]
-):
-    cols = len(data) // rows
-    sub = grid[k + 1].subgridspec(rows, cols, wspace=0.05, hspace=0.05)
+label = fashion.classes[int(yf_test[image_index])]
+ax.set_title(f"input: {label}", fontsize=8)
+ax.set(xticks=[], yticks=[])
+panels = [
+    (filters, "layer-1 filters (5×5)", "RdBu_r"),
+    (maps[0][0].cpu(), "layer-1 maps (14×14)", "viridis"),
+    (maps[1][0].cpu(), "layer-2 maps (7×7)", "viridis"),
+]
+for k, (data, title, cmap) in enumerate(panels):
+    cols = len(data) // 4
+    sub = grid[k + 1].subgridspec(4, cols, wspace=0.05, hspace=0.05)
     for j, img in enumerate(data):
         a = fig.add_subplot(sub[j // cols, j % cols])
         lim = float(img.abs().max()) if cmap == "RdBu_r" else None
         a.imshow(img, cmap=cmap, vmin=-lim if lim else None, vmax=lim)
         a.set(xticks=[], yticks=[])
         if j == cols // 2:
-            a.set_title(title, fontsize=10)
+            a.set_title(title, fontsize=8)
 plt.show()
 
 # %% [markdown]
@@ -386,14 +374,16 @@ plt.show()
 # torchvision's weights and computes the same outputs.
 
 # %%
-VGG_CONFIGS = {  # channels per 3×3 convolution, "M" for 2×2 max-pooling (torchvision's cfgs)
+VGG_CONFIGS = {  # channels per 3×3 convolution, "M": 2×2 max-pooling
     11: [64, "M", 128, "M", 256, 256, "M", 512, 512, "M", 512, 512, "M"],
-    16: [64, 64, "M", 128, 128, "M", 256, 256, 256, "M", 512, 512, 512, "M", 512, 512, 512, "M"],
-}
+    16: [64, 64, "M", 128, 128, "M", 256, 256, 256, "M",
+         512, 512, 512, "M", 512, 512, 512, "M"],
+}  # fmt: skip
 
 
-def vgg(depth, *, in_channels=3, width=1.0, batch_norm=False, num_classes=10, init="kaiming"):
-    """Return VGG-`depth` for 32×32 inputs: the conv stages, then one linear classifier."""
+def vgg(depth, *, in_channels=3, width=1.0, batch_norm=False, init="kaiming"):
+    """VGG-``depth`` for 32×32 inputs: the convolutional stages, then one
+    linear classifier for ten classes."""
     layers = []
     for v in VGG_CONFIGS[depth]:
         if v == "M":
@@ -404,19 +394,23 @@ def vgg(depth, *, in_channels=3, width=1.0, batch_norm=False, num_classes=10, in
         layers += [nn.BatchNorm2d(v)] if batch_norm else []
         layers.append(nn.ReLU(inplace=True))
         in_channels = v
-    model = nn.Sequential(*layers, nn.Flatten(), nn.Linear(in_channels, num_classes))
+    model = nn.Sequential(*layers, nn.Flatten(), nn.Linear(in_channels, 10))
     for m in model.modules():
-        if init == "glorot" and isinstance(m, (nn.Conv2d, nn.Linear)):  # Keras' default
+        is_layer = isinstance(m, nn.Conv2d | nn.Linear)
+        if init == "glorot" and is_layer:  # Keras' default
             nn.init.xavier_uniform_(m.weight)
         elif isinstance(m, nn.Conv2d):  # torchvision's VGG initialisation
-            nn.init.kaiming_normal_(m.weight, mode="fan_out", nonlinearity="relu")
+            nn.init.kaiming_normal_(
+                m.weight, mode="fan_out", nonlinearity="relu"
+            )
         elif isinstance(m, nn.Linear):
             nn.init.normal_(m.weight, 0, 0.01)
-        if isinstance(m, (nn.Conv2d, nn.Linear)):
+        if is_layer:
             nn.init.zeros_(m.bias)
     return model
 
 
+# %%
 NORMS = {
     "batch": nn.BatchNorm2d,
     "instance": functools.partial(nn.InstanceNorm2d, affine=True),
@@ -425,7 +419,8 @@ NORMS = {
 
 
 class BasicBlock(nn.Module):
-    """Two 3×3 convolutions; with ``residual`` their output is added to the input (a ResNet)."""
+    """Two 3×3 convolutions; with ``residual`` their output is added to the
+    input (a ResNet block)."""
 
     def __init__(self, c_in, c_out, stride, norm, residual=True):
         super().__init__()
@@ -436,7 +431,7 @@ class BasicBlock(nn.Module):
         self.bn2 = norm(c_out)
         self.residual = residual
         self.downsample = None
-        if residual and (stride != 1 or c_in != c_out):  # match the shape of the shortcut
+        if residual and (stride != 1 or c_in != c_out):  # the shortcut's shape
             self.downsample = nn.Sequential(
                 nn.Conv2d(c_in, c_out, 1, stride, bias=False), norm(c_out)
             )
@@ -448,26 +443,19 @@ class BasicBlock(nn.Module):
         return self.relu(out)
 
 
+# %%
 class ResNet(nn.Module):
-    """A ResNet of BasicBlocks with switches for the ablations of section 5.
+    """A ResNet of BasicBlocks with the switches of section 5.
 
-    ``blocks``: blocks per stage, (2, 2, 2, 2) for ResNet-18; ``width``: channels of the first
-    stage (doubling per stage); ``stem``: "imagenet" (7×7 stride 2 and max-pool) or "small"
-    (3×3 stride 1); ``norm``: "batch", "instance" or "none"; ``dropout`` before the classifier.
+    ``blocks``: blocks per stage, (2, 2, 2, 2) for ResNet-18; ``width``: the
+    first stage's channels (doubling per stage); ``stem``: "imagenet" (7×7
+    stride 2 and max-pool) or "small" (3×3 stride 1); ``norm``: "batch",
+    "instance" or "none"; ``dropout`` before the classifier.
     """
 
-    def __init__(
-        self,
-        blocks=(2, 2, 2, 2),
-        *,
-        width=64,
-        stem="imagenet",
-        norm="batch",
-        residual=True,
-        dropout=0.0,
-        in_channels=3,
-        num_classes=1000,
-    ):
+    def __init__(self, blocks=(2, 2, 2, 2), *, width=64, stem="imagenet",
+                 norm="batch", residual=True, dropout=0.0, in_channels=3,
+                 num_classes=1000):  # fmt: skip
         super().__init__()
         norm_layer = NORMS[norm]
         if stem == "imagenet":
@@ -484,7 +472,8 @@ class ResNet(nn.Module):
             layer = []
             for b in range(n):
                 stride = 2 if stage > 0 and b == 0 else 1
-                layer.append(BasicBlock(c_in, c_out, stride, norm_layer, residual))
+                block = BasicBlock(c_in, c_out, stride, norm_layer, residual)
+                layer.append(block)
                 c_in = c_out
             setattr(self, f"layer{stage + 1}", nn.Sequential(*layer))
         self.n_stages = len(blocks)
@@ -496,136 +485,157 @@ class ResNet(nn.Module):
         x = self.maxpool(self.relu(self.bn1(self.conv1(x))))
         for stage in range(self.n_stages):
             x = getattr(self, f"layer{stage + 1}")(x)
-        return self.fc(self.dropout(torch.flatten(self.avgpool(x), 1)))  # (B, classes)
+        x = torch.flatten(self.avgpool(x), 1)
+        return self.fc(self.dropout(x))  # (B, classes)
 
 
-# The oracle check: our ResNet-18 at torchvision's settings is torchvision's ResNet-18.
+# %%
+# Our ResNet-18 at torchvision's settings is torchvision's ResNet-18.
 reference = torchvision.models.resnet18(weights=None).eval()
 ours = ResNet().eval()
-ours.load_state_dict(reference.state_dict())  # same names and shapes, or this raises
+ours.load_state_dict(reference.state_dict())  # same names and shapes
 x = torch.randn(2, 3, 64, 64, generator=torch.Generator().manual_seed(SEED))
 with torch.no_grad():
     resnet_check = float((ours(x) - reference(x)).abs().max())
 vgg_reference = torchvision.models.vgg16(weights=None).features
 vgg_params_match = n_params(vgg(16)[:-2]) == n_params(vgg_reference)
 print(
-    f"ResNet-18: {n_params(ours):,} parameters in both; "
-    f"largest output difference {resnet_check:.1e}."
-    f" VGG16's convolutions: same parameter count as torchvision's: {vgg_params_match}"
+    f"ResNet-18: {n_params(ours):,} parameters in both; largest output "
+    f"difference {resnet_check:.1e}. VGG16's convolutions have as many "
+    f"parameters as torchvision's: {vgg_params_match}"
 )
 assert resnet_check < 1e-5 and vgg_params_match
-oracle = publish(resnet_oracle_max_diff=resnet_check, vgg16_params_match=vgg_params_match)
+oracle = publish(
+    resnet_oracle_max_diff=resnet_check, vgg16_params_match=vgg_params_match
+)
 del reference, ours, vgg_reference
 
+
 # %%
-mnist = mnist_like("mnist", "standard")
-Xm_train, ym_train = subset(*mnist["train"], ARCH_TRAIN)
-Xm_test, ym_test = mnist["test"]
-
-
 def pad32(x):
-    return F.pad(x, (2, 2, 2, 2), value=float(x.min()))  # MNIST's background, standardised
+    """Digits padded to 32×32 for VGG's five halvings, with the background."""
+    return F.pad(x, (2, 2, 2, 2), value=float(x.min()))
 
 
-ARCHS = {
-    "LeNet-5": lambda width: lenet5(),  # dlnotes.models: chapter 06 and bench/ train it too
-    "VGG-11": lambda width: vgg(11, in_channels=1, width=width),
-    "ResNet-18": lambda width: ResNet(
-        width=round(64 * width), stem="small", in_channels=1, num_classes=10
+ARCHS = {  # name: (builder of a given width, input transform)
+    "LeNet-5": (lambda width: lenet5(), None),  # dlnotes.models
+    "VGG-11": (lambda width: vgg(11, in_channels=1, width=width), pad32),
+    "ResNet-18": (
+        lambda width: ResNet(width=round(64 * width), stem="small",
+                             in_channels=1, num_classes=10),
+        None,
     ),
-}
-REPORT_ARCH = {"LeNet-5": 0.9917, "VGG-11": 0.9857, "ResNet-18": 0.9942}
+}  # fmt: skip
 
-arch_models, arch_histories, arch_rows = {}, {}, []
-for name, build in ARCHS.items():
-    generator = seed_everything(SEED)
-    width = 1.0 if name == "LeNet-5" else ARCH_WIDTH
+
+def train_arch(name, width, train, test, *, epochs, lr, batch, seed, data):
+    """Train ARCHS[name] at ``width`` with Adam and a cosine schedule on
+    ``train`` = (images, labels), tested on ``test``; return the model and
+    its History."""
+    build = ARCHS[name][0]
+    generator = seed_everything(seed)
     model = build(width).to(device, memory_format=torch.channels_last)
-    X_tr, X_te = (pad32(Xm_train), pad32(Xm_test)) if name == "VGG-11" else (Xm_train, Xm_test)
-    X_tr = X_tr.contiguous(memory_format=torch.channels_last)
-    X_te = X_te.contiguous(memory_format=torch.channels_last)
-    config = dict(
-        model=name,
-        standin=STANDIN,
-        n=len(X_tr),
-        epochs=ARCH_EPOCHS,
-        width=width,
-        lr=ARCH_LR,
-        batch=ARCH_BATCH,
-        schedule="cosine",
-        amp=True,
-        seed=SEED,
-        device=device.type,
-    )
-    batches = Batches(X_tr, ym_train, ARCH_BATCH, generator=generator)
-    opt = torch.optim.Adam(model.parameters(), lr=ARCH_LR)
+    batches = Batches(*train, batch, generator=generator)
+    opt = torch.optim.Adam(model.parameters(), lr=lr)
+    steps = epochs * len(batches)
+    config = dict(model=name, data=data, n=len(train[0]), epochs=epochs,
+                  width=width, lr=lr, batch=batch, schedule="cosine",
+                  amp=AMP, seed=seed, device=device.type)  # fmt: skip
+    code = [train_arch, build, fit]
     history = fit(
         model,
         opt,
         ce,
         batches,
-        epochs=ARCH_EPOCHS,
-        scheduler=torch.optim.lr_scheduler.CosineAnnealingLR(opt, ARCH_EPOCHS * len(batches)),
-        val=(X_te, ym_test),
+        epochs=epochs,
+        scheduler=torch.optim.lr_scheduler.CosineAnnealingLR(opt, steps),
+        val=test,
         metric=accuracy,
-        amp=True,
-        checkpoint=checkpoint_file("02_cnn-arch", config, code=[build, fit]),
+        amp=AMP,
+        checkpoint=checkpoint_file("02_cnn-arch", config, code=code),
         progress=name,
     )
-    arch_models[name], arch_histories[name] = (model, X_te), history
+    return model, history
+
+
+# %% tags=["hide-input"]
+mnist = mnist_like("mnist", "standard", STANDIN, device)
+Xm_train, ym_train = subset(*mnist["train"], ARCH_TRAIN, seed=SEED)
+Xm_test, ym_test = mnist["test"]
+arch_models, arch_histories, arch_rows = {}, {}, []
+for name, (build, transform) in ARCHS.items():
+    width = 1.0 if name == "LeNet-5" else ARCH_WIDTH
+    shown = transform or (lambda x: x)
+    train = (as_cl(shown(Xm_train)), ym_train)
+    test = (as_cl(shown(Xm_test)), ym_test)
+    model, history = train_arch(
+        name, width, train, test, epochs=ARCH_EPOCHS, lr=ARCH_LR,
+        batch=ARCH_BATCH, seed=SEED, data=mnist.dataset,
+    )  # fmt: skip
+    arch_models[name], arch_histories[name] = (model, test[0]), history
     arch_rows.append(
         {
             "model": name,
-            "parameters (full width)": n_params(build(1.0)),
-            "parameters (trained)": n_params(model),
+            "parameters, full width": n_params(build(1.0)),
+            "parameters, trained": n_params(model),
             "training s": history["seconds"][-1],
             "final train loss": history["train_loss"][-1],
-            "lab report: test acc": REPORT_ARCH[name],
-            "ours: test acc": history["val_metric"][-1],
+            "test acc": history["val_metric"][-1],
         }
     )
 arch_table = pd.DataFrame(arch_rows).set_index("model")
+report_keys = ["lenet_test_acc", "vgg11_test_acc", "resnet18_mnist_test_acc"]
+arch_table.insert(4, "lab report: test acc", [REPORT[k] for k in report_keys])
 print(
-    f"{mnist.dataset}: {len(Xm_train)} training images, {ARCH_EPOCHS} epochs, "
-    f"width factor {ARCH_WIDTH} for VGG-11 and ResNet-18; {describe_device(device)}"
+    f"{mnist.dataset}: {len(Xm_train)} training images, {ARCH_EPOCHS} epochs,"
+    f" width factor {ARCH_WIDTH} for VGG-11 and ResNet-18"
 )
 display(
     arch_table.style.format(
         {
-            "parameters (full width)": "{:,d}",
-            "parameters (trained)": "{:,d}",
+            "parameters, full width": "{:,d}",
+            "parameters, trained": "{:,d}",
             "training s": "{:.1f}",
             "final train loss": "{:.4f}",
             "lab report: test acc": "{:.2%}",
-            "ours: test acc": "{:.2%}",
+            "test acc": "{:.2%}",
         }
     )
 )
-fig, axes = plt.subplots(1, 2, figsize=(11, 3.5))
-plot_curves(arch_histories, "train_loss", ax=axes[0], ylabel="training loss", marker="o")
-axes[0].set(yscale="log", title="training loss (averaged over each epoch)")
-plot_curves(arch_histories, "val_metric", ax=axes[1], ylabel="test accuracy", marker="o")
+
+# %% tags=["hide-input"]
+fig, axes = plt.subplots(1, 2, figsize=(6.8, 2.6))
+plot_curves(arch_histories, "train_loss", axes[0], "training loss", marker="o")
+axes[0].set(yscale="log", title="training loss (epoch mean)")
+plot_curves(arch_histories, "val_metric", axes[1], "test accuracy", marker="o")
 axes[1].set(title="test accuracy after each epoch")
-axes[1].legend()
+axes[1].legend(fontsize=8)
 fig.tight_layout()
 plt.show()
+
+
+# %% tags=["hide-input"]
+def arch(model, column):
+    return arch_table.loc[model, column]
+
+
 arch_metrics = publish(
     arch_lr=ARCH_LR,
     arch_batch=ARCH_BATCH,
     arch_epochs=ARCH_EPOCHS,
     arch_n_train=len(Xm_train),
     arch_width=ARCH_WIDTH,
-    lenet_test_acc=arch_table.loc["LeNet-5", "ours: test acc"],
-    vgg11_test_acc=arch_table.loc["VGG-11", "ours: test acc"],
-    resnet18_mnist_test_acc=arch_table.loc["ResNet-18", "ours: test acc"],
-    lenet_seconds=arch_table.loc["LeNet-5", "training s"],
-    vgg11_seconds=arch_table.loc["VGG-11", "training s"],
-    resnet18_mnist_seconds=arch_table.loc["ResNet-18", "training s"],
-    resnet18_params_full=int(arch_table.loc["ResNet-18", "parameters (full width)"]),
-    vgg11_params_full=int(arch_table.loc["VGG-11", "parameters (full width)"]),
-    lenet_params=int(arch_table.loc["LeNet-5", "parameters (trained)"]),
-    vgg11_params=int(arch_table.loc["VGG-11", "parameters (trained)"]),
-    resnet18_mnist_params=int(arch_table.loc["ResNet-18", "parameters (trained)"]),
+    lenet_test_acc=arch("LeNet-5", "test acc"),
+    vgg11_test_acc=arch("VGG-11", "test acc"),
+    resnet18_mnist_test_acc=arch("ResNet-18", "test acc"),
+    lenet_seconds=arch("LeNet-5", "training s"),
+    vgg11_seconds=arch("VGG-11", "training s"),
+    resnet18_mnist_seconds=arch("ResNet-18", "training s"),
+    resnet18_params_full=int(arch("ResNet-18", "parameters, full width")),
+    vgg11_params_full=int(arch("VGG-11", "parameters, full width")),
+    lenet_params=int(arch("LeNet-5", "parameters, trained")),
+    vgg11_params=int(arch("VGG-11", "parameters, trained")),
+    resnet18_mnist_params=int(arch("ResNet-18", "parameters, trained")),
 )
 
 # %% [markdown]
@@ -679,26 +689,32 @@ arch_metrics = publish(
 # class, which is lower than the arg-max accuracy whenever the network is unsure. We train one more
 # Adam + StepLR network with the softmax inside, and score every network both ways.
 
-# %%
+# %% tags=["hide-input"]
 Xo, yo = subset(*mnist["train"], OPT_TRAIN, seed=SEED + 1)
 n_val = round(OPT_VAL * len(Xo))
-Xo = Xo.contiguous(memory_format=torch.channels_last)
-Xo_val, yo_val, Xo_train, yo_train = Xo[:n_val], yo[:n_val], Xo[n_val:], yo[n_val:]
+Xo = as_cl(Xo)
+opt_val, opt_train = (Xo[:n_val], yo[:n_val]), (Xo[n_val:], yo[n_val:])
+opt_test = mnist["test"]
 
 
+# %%
 class ReportConvNet(nn.Module):
-    """The report's CNN; ``softmax_out=True`` keeps its softmax before CrossEntropyLoss."""
+    """The report's CNN; ``softmax_out=True`` keeps its softmax before the
+    cross-entropy loss."""
 
     def __init__(self, softmax_out=False):
         super().__init__()
         self.softmax_out = softmax_out
-        self.cnn = nn.Sequential(
-            nn.Conv2d(1, 64, 3, 1, 1), nn.BatchNorm2d(64), nn.ReLU(), nn.MaxPool2d(2),  # (B,64,14,14)
-            nn.Conv2d(64, 128, 3, 1, 1), nn.BatchNorm2d(128), nn.ReLU(), nn.MaxPool2d(2),  # (B,128,7,7)
+        self.cnn = nn.Sequential(  # (B, 1, 28, 28) → (B, 128, 7, 7)
+            nn.Conv2d(1, 64, 3, 1, 1), nn.BatchNorm2d(64), nn.ReLU(),
+            nn.MaxPool2d(2),
+            nn.Conv2d(64, 128, 3, 1, 1), nn.BatchNorm2d(128), nn.ReLU(),
+            nn.MaxPool2d(2),
         )  # fmt: skip
         self.fc = nn.Sequential(
             nn.Flatten(), nn.Linear(128 * 7 * 7, 16 * 7 * 7), nn.ReLU(),
-            nn.Linear(16 * 7 * 7, 2 * 7 * 7), nn.ReLU(), nn.Linear(2 * 7 * 7, 10),
+            nn.Linear(16 * 7 * 7, 2 * 7 * 7), nn.ReLU(),
+            nn.Linear(2 * 7 * 7, 10),
         )  # fmt: skip
 
     def forward(self, x):
@@ -706,77 +722,76 @@ class ReportConvNet(nn.Module):
         return z.softmax(-1) if self.softmax_out else z
 
 
-def steplr(opt, steps_per_epoch):
-    return torch.optim.lr_scheduler.StepLR(opt, step_size=2, gamma=0.9), "epoch"
+def steplr(opt, steps_per_epoch, epochs):
+    return torch.optim.lr_scheduler.StepLR(
+        opt, step_size=2, gamma=0.9
+    ), "epoch"
 
 
-def warmup(opt, steps_per_epoch):
-    total = OPT_EPOCHS * steps_per_epoch
+def warmup(opt, steps_per_epoch, epochs):
+    total = epochs * steps_per_epoch
     return warmup_cosine(opt, total, warmup_steps=total // 10), "step"
 
 
+decay = dict(weight_decay=1e-5)  # in every run, as in the report
+adam = functools.partial(torch.optim.Adam, lr=OPT_LR, **decay)
 OPT_RUNS = {  # name: (optimiser, schedule, softmax before the loss)
-    "Adam, constant": (lambda p: torch.optim.Adam(p, OPT_LR, weight_decay=1e-5), None, False),
-    "Adam + StepLR": (lambda p: torch.optim.Adam(p, OPT_LR, weight_decay=1e-5), steplr, False),
-    "Adam + warm-up": (lambda p: torch.optim.Adam(p, OPT_LR, weight_decay=1e-5), warmup, False),
-    "NAdam + StepLR": (lambda p: torch.optim.NAdam(p, OPT_LR, weight_decay=1e-5), steplr, False),
+    "Adam, constant": (adam, None, False),
+    "Adam + StepLR": (adam, steplr, False),
+    "Adam + warm-up": (adam, warmup, False),
+    "NAdam + StepLR": (
+        functools.partial(torch.optim.NAdam, lr=OPT_LR, **decay),
+        steplr,
+        False,
+    ),
     "SGD + momentum": (
-        lambda p: torch.optim.SGD(p, 0.01, momentum=0.9, weight_decay=1e-5),
+        functools.partial(torch.optim.SGD, lr=0.01, momentum=0.9, **decay),
         steplr,
         False,
     ),
     "SGD as in the report's code": (
-        lambda p: torch.optim.SGD(p, OPT_LR, momentum=1e-5, weight_decay=1e-5),
+        functools.partial(torch.optim.SGD, lr=OPT_LR, momentum=1e-5, **decay),
         steplr,
         False,
     ),
-    "Adam + StepLR, softmax before the loss": (
-        lambda p: torch.optim.Adam(p, OPT_LR, weight_decay=1e-5),
-        steplr,
-        True,
-    ),
+    "Adam + StepLR, softmax before the loss": (adam, steplr, True),
 }
 
 
-def train_with_early_stopping(name, make_opt, make_schedule, softmax_out):
-    """Train one run; return the network with the best validation accuracy and its History."""
-    config = dict(
-        run=name,
-        softmax_out=softmax_out,
-        standin=STANDIN,
-        n=len(Xo),
-        val=OPT_VAL,
-        epochs=OPT_EPOCHS,
-        batch=OPT_BATCH,
-        lr=OPT_LR,
-        patience=OPT_PATIENCE,
-        seed=SEED,
-        device=device.type,
-    )
-    code = [ReportConvNet, make_opt, make_schedule, train_with_early_stopping, fit]
+# %%
+def train_with_early_stopping(name, train, val, *, epochs, batch, patience,
+                              seed, data):  # fmt: skip
+    """Train OPT_RUNS[name] on ``train``; return the network with the best
+    accuracy on ``val`` and its History."""
+    make_opt, make_schedule, softmax_out = OPT_RUNS[name]
+    config = dict(run=name, data=data, n=len(train[0]), n_val=len(val[0]),
+                  epochs=epochs, batch=batch, patience=patience, seed=seed,
+                  amp=AMP, device=device.type)  # fmt: skip
+    code = [ReportConvNet, make_opt, make_schedule, train_with_early_stopping]
     checkpoint = checkpoint_file("02_cnn-opt", config, code=code)
-    best = BestWeights(
-        checkpoint.with_name(checkpoint.stem + ".best.pt"), OPT_PATIENCE, checkpoint=checkpoint
-    )
-    generator = seed_everything(SEED)
-    model = ReportConvNet(softmax_out).to(device, memory_format=torch.channels_last)
-    batches = Batches(Xo_train, yo_train, OPT_BATCH, generator=generator, drop_last=True)
+    best_file = checkpoint.with_name(checkpoint.stem + ".best.pt")
+    best = BestWeights(best_file, patience, checkpoint=checkpoint)
+    generator = seed_everything(seed)
+    model = ReportConvNet(softmax_out)
+    model = model.to(device, memory_format=torch.channels_last)
+    batches = Batches(*train, batch, generator=generator, drop_last=True)
     opt = make_opt(model.parameters())
-    scheduler, every = make_schedule(opt, len(batches)) if make_schedule else (None, "step")
-
+    scheduler, every = (None, "step")
+    if make_schedule:
+        scheduler, every = make_schedule(opt, len(batches), epochs)
     history = fit(
         model,
         opt,
         ce,
         batches,
-        epochs=OPT_EPOCHS,
-        val=(Xo_val, yo_val),
+        epochs=epochs,
+        val=val,
         metric=accuracy,
         scheduler=scheduler,
         schedule_every=every,
         clip_grad=10.0,
-        amp=True,
-        on_epoch_end=best,  # keeps the best weights; stops after OPT_PATIENCE epochs without
+        amp=AMP,
+        on_epoch_end=best,  # keeps the best weights; stops after `patience`
         checkpoint=checkpoint,
         progress=name,
     )
@@ -784,81 +799,90 @@ def train_with_early_stopping(name, make_opt, make_schedule, softmax_out):
     return model, history
 
 
-def sampled_accuracy(probs, y, seed=SEED):
-    """Return the accuracy of answers drawn from ``probs``, as the report's test function did.
-
-    One draw per image, vectorised: the same distribution as sampling image by image.
-    """
+def sampled_accuracy(probs, y, seed):
+    """The accuracy of answers drawn from ``probs``, as the report's test
+    function scored: one draw per image (vectorised, the same distribution
+    as drawing image by image)."""
     g = torch.Generator(device=probs.device).manual_seed(seed)
-    return float((torch.multinomial(probs, 1, generator=g).squeeze(1) == y).float().mean())
+    drawn = torch.multinomial(probs, 1, generator=g).squeeze(1)
+    return float((drawn == y).float().mean())
 
 
-Xt_all, yt_all = mnist["test"]
+# %% tags=["hide-input"]
 opt_models, opt_histories, opt_rows = {}, {}, []
-for name, (make_opt, make_schedule, softmax_out) in OPT_RUNS.items():
-    model, history = train_with_early_stopping(name, make_opt, make_schedule, softmax_out)
-    out = predict(model, Xt_all, amp=True).float()
+X_test, y_test = opt_test
+for name, (_, _, softmax_out) in OPT_RUNS.items():
+    model, history = train_with_early_stopping(
+        name, opt_train, opt_val, epochs=OPT_EPOCHS, batch=OPT_BATCH,
+        patience=OPT_PATIENCE, seed=SEED, data=mnist.dataset,
+    )  # fmt: skip
+    out = predict(model, X_test, amp=AMP).float()
     probs = out if softmax_out else out.softmax(-1)
     opt_models[name], opt_histories[name] = model, history
+    p_true = probs[torch.arange(len(y_test)), y_test]
     opt_rows.append(
         {
             "run": name,
             "best epoch": int(np.argmax(history["val_metric"])) + 1,
             "train acc": history["train_metric"][-1],
             "val acc": max(history["val_metric"]),
-            "test acc (arg-max)": float((probs.argmax(1) == yt_all).float().mean()),
-            "test acc (sampled, report's test)": sampled_accuracy(probs, yt_all),
-            "mean p(true class)": float(probs[torch.arange(len(yt_all)), yt_all].mean()),
+            "test acc (arg-max)": float(accuracy(probs, y_test)),
+            "test acc (sampled, report's test)": sampled_accuracy(
+                probs, y_test, seed=SEED
+            ),
+            "mean p(true class)": float(p_true.mean()),
             "final train loss": history["train_loss"][-1],
         }
     )
 opt_table = pd.DataFrame(opt_rows).set_index("run")
 print(
-    f"{len(Xo_train)} training, {len(Xo_val)} validation and {len(Xt_all)} test images; "
-    f"{OPT_EPOCHS} epochs, batches of {OPT_BATCH}"
+    f"{len(opt_train[0])} training, {len(opt_val[0])} validation and "
+    f"{len(y_test)} test images; {OPT_EPOCHS} epochs, batches of {OPT_BATCH}"
 )
 percent = {c: "{:.2%}" for c in opt_table.columns if "acc" in c}
+others = {"best epoch": "{:d}", "mean p(true class)": "{:.3f}"}
 display(
-    opt_table.style.format(
-        percent
-        | {"best epoch": "{:d}", "mean p(true class)": "{:.3f}", "final train loss": "{:.4f}"}
-    )
+    opt_table.style.format(percent | others | {"final train loss": "{:.4f}"})
 )
 
-fig, axes = plt.subplots(1, 3, figsize=(14, 3.6))
+# %% tags=["hide-input"]
 correct = {k: v for k, v in opt_histories.items() if "softmax" not in k}
-plot_curves(correct, "val_metric", ax=axes[0], ylabel="validation accuracy", marker=".")
+fig, axes = plt.subplots(1, 2, figsize=(6.8, 2.8))
+plot_curves(correct, "val_metric", axes[0], "validation accuracy", marker=".")
 axes[0].set(title="validation accuracy")
-axes[0].legend(fontsize=8)
-plot_curves(correct, "train_loss", ax=axes[1], ylabel="training loss", marker=".")
+plot_curves(correct, "train_loss", axes[1], "training loss", marker=".")
 axes[1].set(yscale="log", title="training loss")
-table = opt_table.drop(index="Adam + StepLR, softmax before the loss")
-xs = np.arange(len(table))
-axes[2].bar(xs - 0.2, table["test acc (arg-max)"], 0.4, label="arg-max (correct)")
-axes[2].bar(xs + 0.2, table["test acc (sampled, report's test)"], 0.4, label="sampled (report)")
-axes[2].set_xticks(
-    xs,
-    [n.replace(" as in the report's code", " (report)") for n in table.index],
-    rotation=30,
-    ha="right",
-    fontsize=8,
-)
-low = float(table["test acc (sampled, report's test)"].min())
-axes[2].set(ylim=(max(0.0, low - 0.05), 1.0), ylabel="test accuracy", title="two ways to test")
-axes[2].legend(fontsize=8, loc="lower left")
+axes[1].legend(fontsize=7)
 fig.tight_layout()
 plt.show()
 
+table = opt_table.drop(index="Adam + StepLR, softmax before the loss")
+sampled = table["test acc (sampled, report's test)"]
+fig, ax = plt.subplots(figsize=(6.8, 2.8))
+xs = np.arange(len(table))
+ax.bar(xs - 0.2, table["test acc (arg-max)"], 0.4, label="arg-max (correct)")
+ax.bar(xs + 0.2, sampled, 0.4, label="sampled (the report's test)")
+names = [
+    n.replace(" as in the report's code", " (report)") for n in table.index
+]
+ax.set_xticks(xs, names, rotation=20, ha="right", fontsize=8)
+low = float(sampled.min())
+ax.set(ylim=(max(0.0, low - 0.05), 1.0), ylabel="test accuracy",
+       title="two ways to test the same networks")  # fmt: skip
+ax.legend(fontsize=8, loc="lower left")
+fig.tight_layout()
+plt.show()
+
+# %% tags=["hide-input"]
 loss_floor = math.log(1 + 9 / math.e)
-chosen, buggy = (
-    opt_table.loc["Adam + StepLR"],
-    opt_table.loc["Adam + StepLR, softmax before the loss"],
-)
+chosen = opt_table.loc["Adam + StepLR"]
+buggy = opt_table.loc["Adam + StepLR, softmax before the loss"]
 sgd_report = opt_table.loc["SGD as in the report's code"]
+gap = table["test acc (arg-max)"] - table["test acc (sampled, report's test)"]
 opt_metrics = publish(
     opt_patience=OPT_PATIENCE,
     opt_epochs=OPT_EPOCHS,
-    opt_n_train=len(Xo_train),
+    opt_n_train=len(opt_train[0]),
     opt_best_run_val=float(opt_table["val acc"].drop(buggy.name).max()),
     opt_steplr_test_acc=chosen["test acc (arg-max)"],
     opt_steplr_val_acc=chosen["val acc"],
@@ -866,10 +890,10 @@ opt_metrics = publish(
     opt_sgd_test_acc=opt_table.loc["SGD + momentum", "test acc (arg-max)"],
     opt_sgd_report_val_acc=sgd_report["val acc"],
     opt_sgd_report_test_argmax=sgd_report["test acc (arg-max)"],
-    opt_sgd_report_test_sampled=sgd_report["test acc (sampled, report's test)"],
-    opt_sampling_gap_max=float(
-        (table["test acc (arg-max)"] - table["test acc (sampled, report's test)"]).max()
-    ),
+    opt_sgd_report_test_sampled=sgd_report[
+        "test acc (sampled, report's test)"
+    ],
+    opt_sampling_gap_max=float(gap.max()),
     opt_softmax_loss_floor=loss_floor,
     opt_softmax_final_loss=buggy["final train loss"],
     opt_softmax_test_acc=buggy["test acc (arg-max)"],
@@ -934,86 +958,97 @@ print(f"best validation accuracy: {best_run}")
 # 4. **ours**: + standardised inputs, SGD with Nesterov momentum and a one-cycle schedule peaking
 #    at {glue:text}`ours_lr:.2f`, weight decay 5e-4, label smoothing 0.1, batches of 128.
 
-# %%
+# %% tags=["hide-input"]
 if STANDIN:
     cifar = standin_images(2 * CIFAR_TRAIN, shape=(3, 32, 32))
     cifar_unit = {
-        k: (X.float().div(255).to(device), y.to(device)) for k, (X, y) in cifar.splits.items()
+        k: (X.float().div(255).to(device), y.to(device))
+        for k, (X, y) in cifar.splits.items()
     }
 else:
-    cifar = load_images("cifar10-jpg", normalization="unit", device=device, progress=False)
+    cifar = load_images(
+        "cifar10-jpg", normalization="unit", device=device, progress=False
+    )
     cifar_unit = cifar.splits
-cifar_classes = cifar.classes
-Xc_train, yc_train = subset(*cifar_unit["train"], CIFAR_TRAIN)
+Xc_train, yc_train = subset(*cifar_unit["train"], CIFAR_TRAIN, seed=SEED)
 Xc_test, yc_test = cifar_unit["test"]
 mean = Xc_train.mean(dim=(0, 2, 3), keepdim=True)
 std = Xc_train.std(dim=(0, 2, 3), keepdim=True)
 
-
-def as_cl(x):
-    return x.contiguous(memory_format=torch.channels_last)
-
-
-VGG_RUNS = {  # name: (batch norm, augmentation, our optimiser and inputs)
+# %%
+VGG_RUNS = {  # name: (batch norm, augmentation, our recipe)
     "report's recipe": (False, False, False),
     "+ batch norm": (True, False, False),
     "+ augmentation": (True, True, False),
-    "ours (+ SGD one-cycle, weight decay, label smoothing)": (True, True, True),
+    "ours (+ SGD one-cycle, weight decay, label smoothing)": (
+        True,
+        True,
+        True,
+    ),
 }
-vgg_histories, vgg_rows, vgg_models = {}, [], {}
-for name, (bn, augment, ours_recipe) in VGG_RUNS.items():
-    generator = seed_everything(SEED)
-    model = vgg(16, width=VGG_WIDTH, batch_norm=bn, init="kaiming" if ours_recipe else "glorot")
+
+
+def train_vgg(name, train, test, *, stats, epochs, width, seed, data):
+    """Train VGG16 with VGG_RUNS[name]'s recipe on ``train`` (images in
+    [0, 1], labels); our recipe standardises them with ``stats`` (mean, std).
+    Return the model, its History and the inputs it saw."""
+    bn, augment, ours = VGG_RUNS[name]
+    generator = seed_everything(seed)
+    model = vgg(16, width=width, batch_norm=bn,
+                init="kaiming" if ours else "glorot")  # fmt: skip
     model = model.to(device, memory_format=torch.channels_last)
-    X_tr, X_te = (
-        ((Xc_train - mean) / std, (Xc_test - mean) / std) if ours_recipe else (Xc_train, Xc_test)
-    )
-    batch = 128 if ours_recipe else VGG_BATCH
-    batches = Batches(
-        as_cl(X_tr),
-        yc_train,
-        batch,
-        generator=generator,
-        augment=random_crop_flip if augment else None,
-    )
-    if ours_recipe:
-        opt = torch.optim.SGD(
-            model.parameters(), lr=OURS_LR, momentum=0.9, nesterov=True, weight_decay=5e-4
-        )
+    mean, std = stats if ours else (0.0, 1.0)
+
+    def scale(x):
+        return (x - mean) / std
+
+    X_train, X_test = as_cl(scale(train[0])), as_cl(scale(test[0]))
+    batch = 128 if ours else VGG_BATCH
+    shift_flip = random_crop_flip if augment else None
+    batches = Batches(X_train, train[1], batch, generator=generator,
+                      augment=shift_flip)  # fmt: skip
+    if ours:
+        opt = torch.optim.SGD(model.parameters(), lr=OURS_LR, momentum=0.9,
+                              nesterov=True, weight_decay=5e-4)  # fmt: skip
         scheduler = torch.optim.lr_scheduler.OneCycleLR(
-            opt, max_lr=OURS_LR, total_steps=CIFAR_EPOCHS * len(batches), pct_start=0.25
+            opt, OURS_LR, total_steps=epochs * len(batches), pct_start=0.25
         )
         loss_fn = nn.CrossEntropyLoss(label_smoothing=0.1)
     else:
-        opt, scheduler, loss_fn = torch.optim.Adam(model.parameters(), lr=VGG_LR), None, ce
-    config = dict(
-        run=name,
-        recipe=VGG_RUNS[name],
-        batch=batch,
-        standin=STANDIN,
-        n=len(X_tr),
-        epochs=CIFAR_EPOCHS,
-        width=VGG_WIDTH,
-        lr=OURS_LR if ours_recipe else VGG_LR,
-        seed=SEED,
-        device=device.type,
-    )
+        opt = torch.optim.Adam(model.parameters(), lr=VGG_LR)
+        scheduler, loss_fn = None, ce
+    config = dict(run=name, recipe=VGG_RUNS[name], batch=batch, data=data,
+                  n=len(X_train), epochs=epochs, width=width,
+                  lr=OURS_LR if ours else VGG_LR, seed=seed, amp=AMP,
+                  device=device.type)  # fmt: skip
     history = fit(
         model,
         opt,
         loss_fn,
         batches,
-        epochs=CIFAR_EPOCHS,
-        val=(as_cl(X_te), yc_test),
+        epochs=epochs,
+        val=(X_test, test[1]),
         metric=accuracy,
         scheduler=scheduler,
-        amp=True,
-        checkpoint=checkpoint_file("02_cnn-vgg16", config, code=[vgg, fit]),
+        amp=AMP,
+        checkpoint=checkpoint_file("02_cnn-vgg16", config, code=[train_vgg]),
         progress=f"VGG16, {name}",
     )
-    # Training accuracy as the report measured it: the final network on the (unaugmented) set.
-    train_acc = float(accuracy(predict(model, as_cl(X_tr), amp=True), yc_train))
-    vgg_histories[name], vgg_models[name] = history, (model, ours_recipe)
+    return model, history, X_train, X_test
+
+
+# %% tags=["hide-input"]
+vgg_histories, vgg_rows, vgg_models = {}, [], {}
+for name in VGG_RUNS:
+    model, history, X_train, X_test = train_vgg(
+        name, (Xc_train, yc_train), (Xc_test, yc_test), stats=(mean, std),
+        epochs=CIFAR_EPOCHS, width=VGG_WIDTH, seed=SEED, data=cifar.dataset,
+    )  # fmt: skip
+    # Training accuracy as the report measured it: the final network on the
+    # (unaugmented) training images.
+    train_out = predict(model, X_train, amp=AMP)
+    train_acc = float(accuracy(train_out, yc_train))
+    vgg_histories[name], vgg_models[name] = history, (model, X_test)
     vgg_rows.append(
         {
             "run": name,
@@ -1025,20 +1060,28 @@ for name, (bn, augment, ours_recipe) in VGG_RUNS.items():
     )
 vgg_table = pd.DataFrame(vgg_rows).set_index("run")
 print(
-    f"{cifar.dataset}: {len(Xc_train)} training images, {CIFAR_EPOCHS} epochs, width factor "
-    f"{VGG_WIDTH} ({n_params(model):,} parameters); {describe_device(device)}"
+    f"{cifar.dataset}: {len(Xc_train)} training images, {CIFAR_EPOCHS} "
+    f"epochs, width factor {VGG_WIDTH} ({n_params(model):,} parameters)"
 )
-display(vgg_table.style.format({c: "{:.2%}" for c in vgg_table.columns} | {"training s": "{:.0f}"}))
-fig, axes = plt.subplots(1, len(VGG_RUNS), figsize=(15, 3.3), sharey=True)
-for ax, (name, h) in zip(axes, vgg_histories.items(), strict=True):
+formats = {c: "{:.2%}" for c in vgg_table.columns}
+display(vgg_table.style.format(formats | {"training s": "{:.0f}"}))
+
+# %% tags=["hide-input"]
+fig, axes = plt.subplots(2, 2, figsize=(6.8, 4.4), sharex=True, sharey=True)
+for ax, (name, h) in zip(axes.flat, vgg_histories.items(), strict=True):
     e = range(1, len(h["val_metric"]) + 1)
     ax.plot(e, h["train_metric"], marker=".", label="train (during the epoch)")
     ax.plot(e, h["val_metric"], marker=".", label="test")
-    ax.set(title=name if len(name) < 30 else "ours", xlabel="epoch")
-axes[0].set_ylabel("accuracy")
-axes[0].legend()
+    ax.set_title(name if len(name) < 30 else "ours", fontsize=9)
+for ax in axes[1]:
+    ax.set_xlabel("epoch")
+for ax in axes[:, 0]:
+    ax.set_ylabel("accuracy")
+axes[0, 0].legend(fontsize=8)
 fig.tight_layout()
 plt.show()
+
+# %% tags=["hide-input"]
 report_row, ours_row = vgg_table.iloc[0], vgg_table.iloc[-1]
 vgg_metrics = publish(
     ours_lr=OURS_LR,
@@ -1111,13 +1154,13 @@ vgg_metrics = publish(
 # - **ResNet-14 and ResNet-34**: blocks per stage (1, 1, 2, 2) and (3, 4, 6, 3) instead of
 #   (2, 2, 2, 2).
 
-# %%
+# %% tags=["hide-input"]
 if STANDIN:
-    tiny = standin_images(40 * ABL_CLASSES, shape=(3, ABL_SIZE, ABL_SIZE), classes=ABL_CLASSES)
-    tiny_splits = {"train": tiny["train"], "val": tiny["test"]}
+    shape = (3, ABL_SIZE, ABL_SIZE)
+    tiny = standin_images(40 * ABL_CLASSES, shape=shape, classes=ABL_CLASSES)
     tiny_splits = {
         k: (X.float().div(255).sub(0.5).div(0.25).to(device), y.to(device))
-        for k, (X, y) in tiny_splits.items()
+        for k, (X, y) in {"train": tiny["train"], "val": tiny["test"]}.items()
     }
 else:
     tiny = load_images(
@@ -1137,169 +1180,182 @@ def first_classes(X, y, k):
 
 Xa_train, ya_train = first_classes(*tiny_splits["train"], ABL_CLASSES)
 Xa_val, ya_val = first_classes(*tiny_splits["val"], ABL_CLASSES)
-Xa_train, Xa_val = as_cl(Xa_train), as_cl(Xa_val)
-flip = functools.partial(random_crop_flip, pad=0)
+tiny_name = "stand-in" if STANDIN else tiny.dataset
+
+# %%
 IMPROVED = dict(stem="small", flips=True)
-ABLATIONS = {  # name: (group, changes to the baseline, the report's best val acc, its direction)
-    "baseline": ("model", dict(), 0.3916, ""),
-    "3×3 stem": ("model", dict(stem="small"), 0.4592, "+"),
-    "half width": ("model", dict(stem="small", width_factor=0.5), 0.4096, "−"),
-    "+ flips (improved)": ("model", IMPROVED, 0.4536, "≈"),
-    "dropout 0.1, no BN": ("dropout", IMPROVED | dict(norm="none", dropout=0.1), None, "−"),
-    "dropout 0.2, no BN": ("dropout", IMPROVED | dict(norm="none", dropout=0.2), None, "−"),
-    "dropout 0.3, no BN": ("dropout", IMPROVED | dict(norm="none", dropout=0.3), None, "−"),
-    "no normalisation": ("normalisation", IMPROVED | dict(norm="none"), None, "+"),
-    "instance norm": ("normalisation", IMPROVED | dict(norm="instance"), 0.0658, "−"),
-    "no LR decay": ("LR decay", IMPROVED | dict(decay=False), None, "?"),
-    "no LR decay, LR ÷ 10": ("LR decay", IMPROVED | dict(decay=False, lr=ABL_LR / 10), None, "−"),
-    "no residual": ("residual", IMPROVED | dict(residual=False), 0.4184, "−"),
-    "ResNet-14": ("depth", IMPROVED | dict(blocks=(1, 1, 2, 2)), None, "−"),
-    "ResNet-34": ("depth", IMPROVED | dict(blocks=(3, 4, 6, 3)), None, "+"),
+
+
+def improved(**changes):
+    return IMPROVED | changes
+
+
+ABLATIONS = {  # name: (group, changes to the baseline, the report's direction)
+    "baseline": ("model", dict(), ""),
+    "3×3 stem": ("model", dict(stem="small"), "+"),
+    "half width": ("model", dict(stem="small", width_factor=0.5), "−"),
+    "+ flips (improved)": ("model", IMPROVED, "≈"),
+    "dropout 0.1, no BN": ("dropout", improved(norm="none", dropout=0.1), "−"),
+    "dropout 0.2, no BN": ("dropout", improved(norm="none", dropout=0.2), "−"),
+    "dropout 0.3, no BN": ("dropout", improved(norm="none", dropout=0.3), "−"),
+    "no normalisation": ("normalisation", improved(norm="none"), "+"),
+    "instance norm": ("normalisation", improved(norm="instance"), "−"),
+    "no LR decay": ("LR decay", improved(decay=False), "?"),
+    "no LR decay, LR ÷ 10": (
+        "LR decay",
+        improved(decay=False, lr=ABL_LR / 10),
+        "−",
+    ),
+    "no residual": ("residual", improved(residual=False), "−"),
+    "ResNet-14": ("depth", improved(blocks=(1, 1, 2, 2)), "−"),
+    "ResNet-34": ("depth", improved(blocks=(3, 4, 6, 3)), "+"),
 }
-REFERENCE = {
-    "model": "baseline",
+REPORT_BEST = {  # the report's best validation accuracy, where it gave one
+    "baseline": REPORT["abl_baseline_acc"],
+    "3×3 stem": REPORT["abl_stem_acc"],
+    "half width": REPORT["abl_half_acc"],
+    "+ flips (improved)": REPORT["abl_improved_acc"],
+    "instance norm": REPORT["abl_instance_acc"],
+    "no residual": REPORT["abl_no_residual_acc"],
+}
+REFERENCE = {  # the run each change is measured against (others: improved)
     "3×3 stem": "baseline",
     "half width": "3×3 stem",
     "+ flips (improved)": "3×3 stem",
 }
 
 
-def ablation_run(
-    name,
-    seed,
-    stem="imagenet",
-    width_factor=1.0,
-    norm="batch",
-    residual=True,
-    dropout=0.0,
-    blocks=(2, 2, 2, 2),
-    flips=False,
-    decay=True,
-    lr=ABL_LR,
-):
+# %%
+def ablation_run(name, seed, train, val, *, stem="imagenet", width_factor=1.0,
+                 norm="batch", residual=True, dropout=0.0, blocks=(2, 2, 2, 2),
+                 flips=False, decay=True, lr=ABL_LR):  # fmt: skip
+    """Train one ResNet of the study with the report's SGD and step decay
+    (its 7-of-25-epoch step scaled to ABL_EPOCHS); return model, History."""
     generator = seed_everything(seed)
-    model = ResNet(
-        blocks,
-        width=round(ABL_WIDTH * width_factor),
-        stem=stem,
-        norm=norm,
-        residual=residual,
-        dropout=dropout,
-        num_classes=ABL_CLASSES,
+    model = ResNet(blocks, width=round(ABL_WIDTH * width_factor), stem=stem,
+                   norm=norm, residual=residual, dropout=dropout,
+                   num_classes=ABL_CLASSES)  # fmt: skip
+    # channels-last where oneDNN computes it right (dlnotes.layout)
+    layout = conv_memory_format(model, device)
+    model = model.to(device, memory_format=layout)
+    X_train, X_val = (
+        x.contiguous(memory_format=layout) for x in (train[0], val[0])
     )
-    model = model.to(device, memory_format=torch.channels_last)
-    batches = Batches(
-        Xa_train, ya_train, ABL_BATCH, generator=generator, augment=flip if flips else None
-    )
+    flip = functools.partial(random_crop_flip, pad=0) if flips else None
+    batches = Batches(X_train, train[1], ABL_BATCH, generator=generator,
+                      augment=flip)  # fmt: skip
     opt = torch.optim.SGD(model.parameters(), lr=lr, momentum=0.9)
     step = max(1, round(ABL_EPOCHS * 7 / 25))
-    scheduler = torch.optim.lr_scheduler.StepLR(opt, step, 0.1) if decay else None
-    config = dict(
-        run=name,
-        settings=dict(
-            stem=stem,
-            width_factor=width_factor,
-            norm=norm,
-            residual=residual,
-            dropout=dropout,
-            blocks=blocks,
-            flips=flips,
-            decay=decay,
-        ),  # fmt: skip
-        standin=STANDIN,
-        classes=ABL_CLASSES,
-        size=ABL_SIZE,
-        width=ABL_WIDTH,
-        epochs=ABL_EPOCHS,
-        batch=ABL_BATCH,
-        lr=lr,
-        seed=seed,
-        device=device.type,
+    scheduler = (
+        torch.optim.lr_scheduler.StepLR(opt, step, 0.1) if decay else None
     )
+    settings = dict(stem=stem, width_factor=width_factor, norm=norm,
+                    residual=residual, dropout=dropout, blocks=blocks,
+                    flips=flips, decay=decay)  # fmt: skip
+    config = dict(run=name, settings=settings, standin=STANDIN,
+                  classes=ABL_CLASSES, size=ABL_SIZE, width=ABL_WIDTH,
+                  epochs=ABL_EPOCHS, batch=ABL_BATCH, lr=lr, seed=seed,
+                  device=device.type, amp=AMP)  # fmt: skip
     history = fit(
         model,
         opt,
         ce,
         batches,
         epochs=ABL_EPOCHS,
-        val=(Xa_val, ya_val),
+        val=(X_val, val[1]),
         metric=accuracy,
         scheduler=scheduler,
         schedule_every="epoch",
-        amp=True,
-        checkpoint=checkpoint_file("02_cnn-ablation", config, code=[ablation_run, fit]),
+        amp=AMP,
+        checkpoint=checkpoint_file(
+            "02_cnn-ablation", config, code=[ablation_run]
+        ),
         progress=name,
     )
     return model, history
 
 
-# Every run is trained from ABL_SEEDS initial weights (and batch orders); the table shows the
-# mean and the range over them, and the curves of the first.
+# %% tags=["hide-input"]
+# Every run is trained from ABL_SEEDS initial weights (and batch orders): the
+# table shows the mean and the range over them, the curves the first seed's.
 abl_seeds = range(SEED, SEED + ABL_SEEDS)
 abl_histories, abl_best, abl_rows = {}, {}, []
-for name, (group, changes, report_acc, direction) in ABLATIONS.items():
-    runs = [ablation_run(name, seed, **changes) for seed in abl_seeds]
+for name, (group, changes, direction) in ABLATIONS.items():
+    runs = [
+        ablation_run(
+            name, seed, (Xa_train, ya_train), (Xa_val, ya_val), **changes
+        )
+        for seed in abl_seeds
+    ]
     histories = [history for _, history in runs]
     abl_histories[name] = histories[0]
-    abl_best[name] = np.array([max(h["val_metric"]) for h in histories])
+    best = abl_best[name] = np.array([max(h["val_metric"]) for h in histories])
     abl_rows.append(
         {
             "run": name,
             "group": group,
             "parameters": n_params(runs[0][0]),
-            "best val acc": abl_best[name].mean(),
-            "seeds' range": f"{abl_best[name].min():.1%}–{abl_best[name].max():.1%}",
-            "final train acc": np.mean([h["train_metric"][-1] for h in histories]),
+            "best val acc": best.mean(),
+            "seeds' range": f"{best.min():.1%}–{best.max():.1%}",
+            "final train acc": np.mean(
+                [h["train_metric"][-1] for h in histories]
+            ),
             "training s": np.mean([h["seconds"][-1] for h in histories]),
-            "lab report: best val acc": report_acc,
+            "lab report: best val acc": REPORT_BEST.get(name),
             "lab report: direction": direction,
         }
     )
 abl_table = pd.DataFrame(abl_rows).set_index("run")
+
+# %% tags=["hide-input"]
 references = [REFERENCE.get(n, "+ flips (improved)") for n in abl_table.index]
-# The change of each run against its reference, seed by seed (the same seed in both).
+# Each run's change against its reference, seed by seed (the same seeds).
 abl_deltas = {
-    n: abl_best[n] - abl_best[r] for n, r in zip(abl_table.index, references, strict=True)
+    n: abl_best[n] - abl_best[r]
+    for n, r in zip(abl_table.index, references, strict=True)
 }
-abl_table.insert(5, "change vs reference", [abl_deltas[n].mean() for n in abl_table.index])
-abl_table.insert(6, "reference", [REFERENCE.get(n, "improved") for n in abl_table.index])
+changes = [abl_deltas[n].mean() for n in abl_table.index]
+abl_table.insert(5, "change vs reference", changes)
+shown = [REFERENCE.get(n, "improved") for n in abl_table.index]
+abl_table.insert(6, "reference", shown)
 abl_table.loc["baseline", "reference"] = ""
-n_val_images = len(Xa_val)
-noise = 2 * math.sqrt(0.25 / n_val_images)  # two standard errors of an accuracy near 50%
+noise = 2 * math.sqrt(0.25 / len(Xa_val))  # 2 SE of an accuracy near 50%
 
 
 def our_direction(delta):
     return "≈" if abs(delta) < noise else ("+" if delta > 0 else "−")
 
 
-abl_table["ours: direction"] = [our_direction(d) for d in abl_table["change vs reference"]]
-abl_table.loc["baseline", ["ours: direction", "change vs reference"]] = ["", np.nan]
+abl_table["ours: direction"] = [
+    our_direction(d) for d in abl_table["change vs reference"]
+]
+abl_table.loc["baseline", ["ours: direction", "change vs reference"]] = [
+    "",
+    np.nan,
+]
 print(
-    f"{'stand-in' if STANDIN else tiny.dataset}: {ABL_CLASSES} classes, {len(Xa_train)} training "
-    f"and {n_val_images} validation images of {ABL_SIZE}×{ABL_SIZE}; first-stage width "
-    f"{ABL_WIDTH}, {ABL_EPOCHS} epochs, {ABL_SEEDS} seed(s) per run (mean and range); '≈' "
-    f"marks a mean change smaller than {noise:.1%} (two standard errors of a validation accuracy)"
+    f"{tiny_name}: {ABL_CLASSES} classes, {len(Xa_train)} training and "
+    f"{len(Xa_val)} validation images of {ABL_SIZE}×{ABL_SIZE}; first-stage "
+    f"width {ABL_WIDTH}, {ABL_EPOCHS} epochs, {ABL_SEEDS} seed(s) per run "
+    f"(mean and range); '≈': a mean change smaller than {noise:.1%} (two "
+    "standard errors of a validation accuracy)"
 )
-display(
-    abl_table.drop(columns="group").style.format(
-        {
-            "parameters": "{:,d}",
-            "best val acc": "{:.1%}",
-            "final train acc": "{:.1%}",
-            "change vs reference": "{:+.1%}",
-            "training s": "{:.0f}",
-            "lab report: best val acc": "{:.1%}",
-        },
-        na_rep="",
-    )
-)
+abl_formats = {
+    "parameters": "{:,d}",
+    "best val acc": "{:.1%}",
+    "final train acc": "{:.1%}",
+    "change vs reference": "{:+.1%}",
+    "training s": "{:.0f}",
+    "lab report: best val acc": "{:.1%}",
+}
+display(abl_table.drop(columns="group").style.format(abl_formats, na_rep=""))
 
 # %% [markdown]
 # One figure holds the whole study: the best validation accuracy of every run (bars, coloured
 # by what it changes), the report's number where it gave one (black ticks), and the validation
 # curves of each group against the improved model.
 
-# %%
+# %% tags=["hide-input"]
 GROUP_COLOURS = dict(
     zip(
         ["model", "dropout", "normalisation", "LR decay", "residual", "depth"],
@@ -1307,70 +1363,77 @@ GROUP_COLOURS = dict(
         strict=True,
     )
 )
+FOCUS = ["+ flips (improved)", "no residual", "instance norm",
+         "no LR decay, LR ÷ 10"]  # fmt: skip
 
 
-def plot_ablations(table, histories, best, focus=None):
-    """Return the ablation figure: bars of best accuracy (lines: the range over the seeds in
-    ``best``), then the curves of ``focus`` runs."""
-    fig, axes = plt.subplots(1, 2, figsize=(14, 5), gridspec_kw={"width_ratios": [1.1, 1]})
+def plot_ablations(table, histories, best, focus=FOCUS):
+    """The study in one figure: bars of best accuracy (lines: the range over
+    the seeds in ``best``), then the validation curves of ``focus``."""
+    ratios = {"width_ratios": [1.25, 1]}
+    fig, axes = plt.subplots(1, 2, figsize=(6.8, 3.6), gridspec_kw=ratios)
     ys = np.arange(len(table))[::-1]
-    spread = np.array([[acc - best[n].min(), best[n].max() - acc]
-                       for n, acc in table["best val acc"].items()]).T  # fmt: skip
-    axes[0].barh(ys, table["best val acc"], xerr=spread, capsize=2,
-                 color=[GROUP_COLOURS[g] for g in table["group"]])  # fmt: skip
-    has_report = table["lab report: best val acc"].notna()
-    axes[0].scatter(
-        table["lab report: best val acc"][has_report],
-        ys[has_report.to_numpy()],
-        marker="|",
-        s=300,
-        color="black",
-        label="lab report",
-    )
-    axes[0].set_yticks(ys, table.index)
-    axes[0].set(xlabel="best validation accuracy", title="every run (lines: range over the seeds)")
-    axes[0].legend(loc="lower right")
-    focus = focus or ["+ flips (improved)", "no residual", "instance norm", "no LR decay, LR ÷ 10"]
+    acc = table["best val acc"]
+    spread = np.array([[a - best[n].min(), best[n].max() - a]
+                       for n, a in acc.items()]).T  # fmt: skip
+    colours = [GROUP_COLOURS[g] for g in table["group"]]
+    axes[0].barh(ys, acc, xerr=spread, capsize=2, color=colours)
+    report = table["lab report: best val acc"]
+    has = report.notna()
+    axes[0].scatter(report[has], ys[has.to_numpy()], marker="|", s=200,
+                    color="black", label="lab report")  # fmt: skip
+    axes[0].set_yticks(ys, table.index, fontsize=7)
+    axes[0].set(xlabel="best validation accuracy", title="every run")
+    axes[0].legend(loc="lower right", fontsize=7)
     for name in focus:
         h = histories[name]
-        group = table.loc[name, "group"]
-        axes[1].plot(
-            range(1, len(h["val_metric"]) + 1),
-            h["val_metric"],
-            marker=".",
-            color=GROUP_COLOURS[group] if name != "+ flips (improved)" else "black",
-            label=name,
-        )
-    axes[1].set(xlabel="epoch", ylabel="validation accuracy", title="validation curves")
-    axes[1].legend(fontsize=8)
+        colour = GROUP_COLOURS[table.loc[name, "group"]]
+        if name == "+ flips (improved)":
+            colour = "black"
+        epochs = range(1, len(h["val_metric"]) + 1)
+        axes[1].plot(epochs, h["val_metric"], marker=".", color=colour,
+                     label=name)  # fmt: skip
+    axes[1].set(xlabel="epoch", ylabel="validation accuracy",
+                title="validation curves")  # fmt: skip
+    axes[1].legend(fontsize=7)
     fig.tight_layout()
     return fig
 
 
 plot_ablations(abl_table, abl_histories, abl_best)
 plt.show()
+
+# %% tags=["hide-input"]
 comparable = abl_table[abl_table["lab report: direction"].isin(["+", "−"])]
 agree = comparable["lab report: direction"] == comparable["ours: direction"]
-# The same verdict from each seed alone: the spread a rerun on another machine should land in.
+# The same verdict from each seed alone: the spread a rerun should land in.
+report_direction = comparable["lab report: direction"]
 agree_per_seed = [
-    sum(our_direction(abl_deltas[n][i]) == comparable.loc[n, "lab report: direction"]
+    sum(our_direction(abl_deltas[n][i]) == report_direction[n]
         for n in comparable.index)
     for i in range(ABL_SEEDS)
 ]  # fmt: skip
+
+
+def best_of(run):
+    return abl_table.loc[run, "best val acc"]
+
+
+dropout_runs = abl_table["group"] == "dropout"
 abl_metrics = publish(
-    abl_baseline_acc=abl_table.loc["baseline", "best val acc"],
-    abl_stem_acc=abl_table.loc["3×3 stem", "best val acc"],
-    abl_improved_acc=abl_table.loc["+ flips (improved)", "best val acc"],
-    abl_half_acc=abl_table.loc["half width", "best val acc"],
-    abl_no_residual_acc=abl_table.loc["no residual", "best val acc"],
-    abl_instance_acc=abl_table.loc["instance norm", "best val acc"],
-    abl_no_norm_acc=abl_table.loc["no normalisation", "best val acc"],
-    abl_resnet14_acc=abl_table.loc["ResNet-14", "best val acc"],
-    abl_resnet34_acc=abl_table.loc["ResNet-34", "best val acc"],
-    abl_no_decay_acc=abl_table.loc["no LR decay", "best val acc"],
-    abl_no_decay_small_acc=abl_table.loc["no LR decay, LR ÷ 10", "best val acc"],
+    abl_baseline_acc=best_of("baseline"),
+    abl_stem_acc=best_of("3×3 stem"),
+    abl_improved_acc=best_of("+ flips (improved)"),
+    abl_half_acc=best_of("half width"),
+    abl_no_residual_acc=best_of("no residual"),
+    abl_instance_acc=best_of("instance norm"),
+    abl_no_norm_acc=best_of("no normalisation"),
+    abl_resnet14_acc=best_of("ResNet-14"),
+    abl_resnet34_acc=best_of("ResNet-34"),
+    abl_no_decay_acc=best_of("no LR decay"),
+    abl_no_decay_small_acc=best_of("no LR decay, LR ÷ 10"),
     abl_dropout_best_acc=float(
-        abl_table.loc[abl_table["group"] == "dropout", "best val acc"].max()
+        abl_table.loc[dropout_runs, "best val acc"].max()
     ),
     abl_noise=noise,
     abl_n_runs=len(abl_table),
@@ -1385,6 +1448,7 @@ abl_metrics = publish(
     abl_epochs=ABL_EPOCHS,
     abl_lr=ABL_LR,
 )
+
 
 # %% [markdown]
 # **What the runs say.** Every run was trained from {glue:text}`abl_seeds:d` initial weights;
@@ -1440,15 +1504,8 @@ abl_metrics = publish(
 # the device. The clock counts training only, as the report's minutes did; evaluation after each
 # epoch is not counted.
 
+
 # %%
-if STANDIN:
-    Xs_train, ys_train, Xs_test, ys_test = Xc_train, yc_train, Xc_test, yc_test
-else:
-    Xs_train, ys_train = cifar_unit["train"]
-    Xs_test, ys_test = cifar_unit["test"]
-Xs_train, Xs_test = as_cl((Xs_train - mean) / std), as_cl((Xs_test - mean) / std)
-
-
 def speed_cnn(width):
     def cbr(c_in, c_out):
         return [
@@ -1466,55 +1523,68 @@ def speed_cnn(width):
     )  # fmt: skip
 
 
-generator = seed_everything(SEED)
-speed_model = speed_cnn(SPEED_WIDTH).to(device, memory_format=torch.channels_last)
-batches = Batches(
-    Xs_train, ys_train, 256, generator=generator, augment=functools.partial(random_crop_flip, pad=2)
-)
-opt = torch.optim.SGD(
-    speed_model.parameters(), lr=0.2, momentum=0.9, nesterov=True, weight_decay=5e-4
-)
-scheduler = torch.optim.lr_scheduler.OneCycleLR(
-    opt, max_lr=0.2, total_steps=SPEED_EPOCHS * len(batches), pct_start=0.25
-)
-speed_config = dict(
-    standin=STANDIN,
-    n=len(Xs_train),
-    epochs=SPEED_EPOCHS,
-    width=SPEED_WIDTH,
-    seed=SEED,
-    device=device.type,
-)
-speed_history = fit(
-    speed_model,
-    opt,
-    nn.CrossEntropyLoss(label_smoothing=0.1),
-    batches,
-    epochs=SPEED_EPOCHS,
-    val=(Xs_test, ys_test),
-    metric=accuracy,
-    scheduler=scheduler,
-    amp=True,
-    checkpoint=checkpoint_file("02_cnn-speed", speed_config, code=[speed_cnn, fit]),
-    progress="speed recipe",
-)
+def train_speed(train, test, *, epochs, width, seed, data):
+    """The speed recipe: SGD with Nesterov momentum, one-cycle to 0.2, label
+    smoothing, weight decay, batches of 256, shifts of 2 pixels and flips."""
+    generator = seed_everything(seed)
+    model = speed_cnn(width).to(device, memory_format=torch.channels_last)
+    shift_flip = functools.partial(random_crop_flip, pad=2)
+    batches = Batches(*train, 256, generator=generator, augment=shift_flip)
+    opt = torch.optim.SGD(model.parameters(), lr=0.2, momentum=0.9,
+                          nesterov=True, weight_decay=5e-4)  # fmt: skip
+    scheduler = torch.optim.lr_scheduler.OneCycleLR(
+        opt, max_lr=0.2, total_steps=epochs * len(batches), pct_start=0.25
+    )
+    config = dict(data=data, n=len(train[0]), epochs=epochs, width=width,
+                  seed=seed, device=device.type, amp=AMP)  # fmt: skip
+    history = fit(
+        model,
+        opt,
+        nn.CrossEntropyLoss(label_smoothing=0.1),
+        batches,
+        epochs=epochs,
+        val=test,
+        metric=accuracy,
+        scheduler=scheduler,
+        amp=AMP,
+        checkpoint=checkpoint_file("02_cnn-speed", config, code=[train_speed]),
+        progress="speed recipe",
+    )
+    return model, history
+
+
+# %% tags=["hide-input"]
+if STANDIN:
+    speed_train, speed_test = (Xc_train, yc_train), (Xc_test, yc_test)
+else:
+    speed_train, speed_test = cifar_unit["train"], cifar_unit["test"]
+
+
+def standardised(split):
+    return as_cl((split[0] - mean) / std), split[1]
+
+
+speed_model, speed_history = train_speed(
+    standardised(speed_train), standardised(speed_test), epochs=SPEED_EPOCHS,
+    width=SPEED_WIDTH, seed=SEED, data=cifar.dataset,
+)  # fmt: skip
 test_curve = np.array(speed_history["val_metric"])
 reached = np.flatnonzero(test_curve >= SPEED_TARGET)
-speed_seconds = speed_history["seconds"][reached[0]] if len(reached) else float("nan")
-fig, ax = plt.subplots(figsize=(6, 3.4))
-ax.plot(speed_history["seconds"], test_curve, marker="o", label="speed recipe (ours)")
-ax.axhline(SPEED_TARGET, color="gray", ls="--", lw=0.8, label="target: the report's VGG16")
-ax.set(
-    xlabel=f"training seconds on {describe_device(device)}",
-    ylabel="test accuracy",
-    title="CIFAR-10: test accuracy against training time",
-)
-ax.legend(loc="lower right")
+seconds = speed_history["seconds"]
+speed_seconds = seconds[reached[0]] if len(reached) else float("nan")
+fig, ax = plt.subplots(figsize=(6.8, 3.0))
+ax.plot(seconds, test_curve, marker="o", label="speed recipe (ours)")
+ax.axhline(SPEED_TARGET, color="gray", ls="--", lw=0.8,
+           label="target: the report's VGG16")  # fmt: skip
+ax.set(xlabel="training seconds on this device",
+       ylabel="test accuracy",
+       title="CIFAR-10: test accuracy against training time")  # fmt: skip
+ax.legend(loc="lower right", fontsize=8)
 fig.tight_layout()
 plt.show()
 speed_metrics = publish(
     speed_test_acc=float(test_curve[-1]),
-    speed_total_seconds=speed_history["seconds"][-1],
+    speed_total_seconds=seconds[-1],
     speed_seconds_to_target=speed_seconds,
     speed_reached=bool(len(reached)),
     speed_epochs=SPEED_EPOCHS,
@@ -1522,9 +1592,13 @@ speed_metrics = publish(
     speed_target=SPEED_TARGET,
 )
 print(
-    f"{len(Xs_train)} training images; test accuracy per epoch: "
+    f"{len(speed_train[0])} training images; test accuracy per epoch: "
     + ", ".join(f"{a:.1%}" for a in test_curve)
-    + (f"; target reached after {speed_seconds:.0f} s" if len(reached) else "; target not reached")
+    + (
+        f"; target reached after {speed_seconds:.0f} s"
+        if len(reached)
+        else "; target not reached"
+    )
 )
 
 # %% [markdown]
@@ -1543,19 +1617,17 @@ print(
 # ablation table and overlay any runs' validation curves. The HTML page shows the same
 # information in the figures above.
 
-# %%
-PICKER = {
-    "first CNN (Fashion-MNIST)": (fcnn, Xf_test, yf_test, fashion_classes, False),
+# %% tags=["hide-input"]
+PICKER = {  # network: (model, test images, labels, classes)
+    "first CNN (Fashion-MNIST)": (fcnn, Xf_test, yf_test, fashion.classes),
     **{
-        f"{name} (MNIST)": (model, X_te, ym_test, mnist.classes, True)
-        for name, (model, X_te) in arch_models.items()
+        f"{name} (MNIST)": (model, X_test, ym_test, mnist.classes)
+        for name, (model, X_test) in arch_models.items()
     },
     "VGG16, ours (CIFAR-10)": (
-        vgg_models[list(VGG_RUNS)[-1]][0],
-        as_cl((Xc_test - mean) / std),
+        *vgg_models[list(VGG_RUNS)[-1]],
         yc_test,
-        cifar_classes,
-        True,
+        cifar.classes,
     ),
 }
 
@@ -1565,93 +1637,97 @@ def first_conv(model):
 
 
 def show_prediction(network, index):
-    model, X, y, classes, amp = PICKER[network]
+    """One test image, the network's five likeliest classes and the first
+    convolution's feature maps."""
+    model, X, y, classes = PICKER[network]
     x = X[index : index + 1]
     captured = {}
-    hook = first_conv(model).register_forward_hook(lambda m, i, o: captured.setdefault("maps", o))
+    hook = first_conv(model).register_forward_hook(
+        lambda m, i, o: captured.setdefault("maps", o)
+    )
+    amp = AMP and network != "first CNN (Fashion-MNIST)"  # as it was trained
     probs = predict(model, x, amp=amp).softmax(-1)[0].cpu()
     hook.remove()
     top = probs.topk(5)
-    fig = plt.figure(figsize=(12, 3.2))
-    grid = fig.add_gridspec(1, 3, width_ratios=[0.8, 1.2, 2])
+    fig = plt.figure(figsize=(6.8, 1.9))
+    grid = fig.add_gridspec(1, 3, width_ratios=[0.8, 1.3, 2])
     ax = fig.add_subplot(grid[0])
     show_image(ax, x[0], title=f"true: {classes[int(y[index])]}")
+    ax.title.set_fontsize(8)
     ax = fig.add_subplot(grid[1])
-    ax.barh([classes[int(k)] for k in top.indices][::-1], top.values.numpy()[::-1])
-    ax.set(xlim=(0, 1), xlabel="probability", title="top 5")
+    labels = [classes[int(k)] for k in top.indices][::-1]
+    ax.barh(labels, top.values.numpy()[::-1])
+    ax.tick_params(labelsize=7)
+    ax.set_xlim(0, 1)
+    ax.set_title("top 5", fontsize=8)
     feature_maps = captured["maps"][0].float().cpu()[:16]
     sub = grid[2].subgridspec(2, 8, wspace=0.05, hspace=0.05)
     for j, fm in enumerate(feature_maps):
         a = fig.add_subplot(sub[j // 8, j % 8])
         a.imshow(fm, cmap="viridis")
         a.set(xticks=[], yticks=[])
-    fig.suptitle("first convolution's feature maps (up to 16), right", x=0.75, fontsize=9)
+    fig.suptitle("first convolution's maps (up to 16)", x=0.74, fontsize=8)
     plt.show()
 
 
 # %% [markdown]
 # Without a kernel, the picker's view for the first test image of three of the networks:
 
-# %%
-for network in ["first CNN (Fashion-MNIST)", "ResNet-18 (MNIST)", "VGG16, ours (CIFAR-10)"]:
+# %% tags=["hide-input"]
+for network in [
+    "first CNN (Fashion-MNIST)",
+    "ResNet-18 (MNIST)",
+    "VGG16, ours (CIFAR-10)",
+]:
     show_prediction(network, 0)
 
-# %% tags=["remove-output"]
-widgets.interact(
+# %% tags=["remove-cell"]
+# interact_manual draws only when the button is pressed: a widget that draws
+# while the cell runs can deadlock papermill's client (jupyter/nbclient#312),
+# and this chapter hit it.
+widgets.interact_manual(
     show_prediction,
     network=widgets.Dropdown(options=list(PICKER)),
     index=widgets.IntSlider(0, 0, 999, description="test image"),
 )
 
 
-# %% tags=["remove-output"]
+# %% tags=["remove-cell"]
 def explore_ablations(groups, sort_by, runs):
-    table = abl_table[abl_table["group"].isin(groups)].sort_values(sort_by, ascending=False)
+    table = abl_table[abl_table["group"].isin(groups)]
+    table = table.sort_values(sort_by, ascending=False)
     display(table.drop(columns="group").style.format(precision=3, na_rep=""))
     if runs:
         plot_ablations(abl_table, abl_histories, abl_best, focus=list(runs))
         plt.show()
 
 
-widgets.interact(
+groups = tuple(GROUP_COLOURS)
+widgets.interact_manual(
     explore_ablations,
-    groups=widgets.SelectMultiple(options=list(GROUP_COLOURS), value=tuple(GROUP_COLOURS)),
-    sort_by=widgets.Dropdown(options=["best val acc", "change vs reference", "training s"]),
-    runs=widgets.SelectMultiple(options=list(abl_table.index), value=("+ flips (improved)",)),
+    groups=widgets.SelectMultiple(options=groups, value=groups),
+    sort_by=widgets.Dropdown(
+        options=["best val acc", "change vs reference", "training s"]
+    ),
+    runs=widgets.SelectMultiple(
+        options=list(abl_table.index), value=("+ flips (improved)",)
+    ),
 )
 
 # %% [markdown]
 # ## Lab reports and this run
 #
 # Each row gives the lab report's number and ours from this run, at the profile and on the
-# device printed below. At the `quick` profile the MNIST, CIFAR-10 and Tiny-ImageNet runs are
+# device the line under the title names. At the `quick` profile the MNIST, CIFAR-10 and Tiny-ImageNet runs are
 # smaller than the reports' (sizes in each section), so only the first row compares like with
 # like; the `full` profile runs the reports' scale.
 
-# %%
-comparison = pd.DataFrame(
-    [
-        ("first CNN, Fashion-MNIST, test acc", 0.8789, fcnn_metrics["fcnn_test_acc_mean"]),
-        ("LeNet-5, MNIST, test acc", 0.9917, arch_metrics["lenet_test_acc"]),
-        ("VGG-11, MNIST, test acc", 0.9857, arch_metrics["vgg11_test_acc"]),
-        ("ResNet-18, MNIST, test acc", 0.9942, arch_metrics["resnet18_mnist_test_acc"]),
-        ("Adam + StepLR, MNIST, test acc", 0.989, opt_metrics["opt_steplr_test_acc"]),
-        ("Adam + StepLR, MNIST, validation acc", 0.991, opt_metrics["opt_steplr_val_acc"]),
-        ("VGG16 report recipe, CIFAR-10, train acc", 0.9854, vgg_metrics["vgg_report_train_acc"]),
-        ("VGG16 report recipe, CIFAR-10, test acc", 0.778, vgg_metrics["vgg_report_test_acc"]),
-        ("VGG16 our recipe, CIFAR-10, test acc", None, vgg_metrics["vgg_ours_test_acc"]),
-        ("ResNet-18 baseline, Tiny-ImageNet, best val", 0.3916, abl_metrics["abl_baseline_acc"]),
-        ("ResNet-18 3×3 stem, best val", 0.4592, abl_metrics["abl_stem_acc"]),
-        ("ResNet-18 improved (+ flips), best val", 0.4536, abl_metrics["abl_improved_acc"]),
-        ("ResNet-18 half width, best val", 0.4096, abl_metrics["abl_half_acc"]),
-        ("ResNet-18 instance norm, best val", 0.0658, abl_metrics["abl_instance_acc"]),
-        ("ResNet-18 no residual, best val", 0.4184, abl_metrics["abl_no_residual_acc"]),
-        ("speed recipe (ours), CIFAR-10, test acc", None, speed_metrics["speed_test_acc"]),
-    ],
-    columns=["experiment", "lab report", "this run"],
-).set_index("experiment")
-print(f"profile {PROFILE}, device {describe_device(device)}")
-display(comparison.style.format("{:.2%}", na_rep="—"))
+# %% tags=["hide-input"]
+published = (
+    fcnn_metrics | arch_metrics | opt_metrics | vgg_metrics | abl_metrics
+    | speed_metrics
+)  # fmt: skip
+display(lab_report_table("02_cnn", published))
 
 # %% [markdown]
 # ## Summary

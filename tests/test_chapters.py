@@ -304,7 +304,7 @@ def test_plain_papermill_refuses_an_unknown_parameter_in_the_first_cells(tmp_pat
 
 
 # Chapters rewritten as lessons (issue 20: a cell defines, runs or shows; code fits the column).
-RESTRUCTURED = {"01_mlp", "03_text", "04_gan", "07_activations"}
+RESTRUCTURED = {"01_mlp", "02_cnn", "03_text", "04_gan", "07_activations"}
 COLUMN = 79  # characters of code the book's column shows without scrolling (14 px monospace)
 
 

@@ -49,7 +49,7 @@ def test_chapters_ask_the_device_before_bf16_autocast():
     from pathlib import Path
 
     notebooks = Path(__file__).resolve().parents[1] / "notebooks"
-    for chapter in ("01_mlp", "03_text"):
+    for chapter in ("01_mlp", "02_cnn", "03_text"):
         source = (notebooks / f"{chapter}.py").read_text(encoding="utf-8")
         assert "amp=True" not in source and "AMP = True" not in source, chapter
         assert "AMP = bf16_is_fast(device)" in source, chapter
