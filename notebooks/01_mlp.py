@@ -243,6 +243,15 @@ def forward(params, X, activation):
     return H, H @ params["W2"] + params["b2"]
 
 
+# %% [markdown]
+# `init_params` draws $W_1$ with variance $2/n_\text{in}$ for ReLU (He initialisation: a ReLU
+# zeroes about half of its inputs, so doubling the variance keeps the signal's scale from layer
+# to layer) and $1/n_\text{in}$ otherwise; the biases start at zero. `forward` returns $H$ as
+# well as $S$ because the backward pass needs it twice: in $\partial L/\partial W_2$ and,
+# through $f'(H)$, in $\delta_H$. Below, `loss_and_delta` gives each loss's value and
+# $\delta_S$, and `loss_and_grads` is the three formulas above, line for line.
+
+
 # %%
 def loss_and_delta(S, y, loss):
     """Return the batch-mean data loss and dL/dS."""
@@ -294,7 +303,7 @@ def loss_and_grads(params, X, y, activation, loss, l2):
 # (\lVert g_\text{numpy}\rVert + \lVert g_\text{torch}\rVert)$ for the worst of the four
 # parameters; float64 round-off is around $10^{-16}$, a wrong formula is of order 1.
 
-# %%
+# %% tags=["hide-input"]
 TORCH_ACT = {"relu": torch.relu, "tanh": torch.tanh, "sigmoid": torch.sigmoid}
 
 
@@ -375,7 +384,7 @@ gradcheck = publish(
 # activation or the loss; we use tanh in the hidden layer and cross-entropy on the two outputs,
 # the classic choice for this toy problem.
 
-# %%
+# %% tags=["hide-input"]
 X_moons, y_moons = make_moons(
     n_samples=MOONS_POINTS, noise=0.2, random_state=SEED
 )
@@ -688,6 +697,17 @@ def accuracy_np(params, X, y, activation, chunk=10000):
     return hits / len(X)
 
 
+# %% [markdown]
+# `lr_schedule` returns a function of the epoch rather than a list, so a resumed run asks for
+# the rate of the epoch it resumes at. `sgd_epoch` is the whole of mini-batch SGD: shuffle the
+# rows once per epoch, walk through them `batch` at a time, and subtract `lr` times each
+# gradient in place. The training accuracy it returns counts every batch with the weights of
+# that moment, as the lab reports' epoch averages do, so it trails a score taken at the end of
+# the epoch. `train_numpy` adds the bookkeeping: a history per epoch, the test score, and the
+# state (weights, history, the random generator) saved after every epoch, so that a rerun
+# resumes where the last one stopped.
+
+
 # %%
 def sgd_epoch(params, X, y, rng, *, activation, loss, batch, lr, l2):
     """One pass of mini-batch SGD, in place; return the loss of each step
@@ -969,8 +989,8 @@ Xf_train, yf_train = fashion["train"]
 Xf_test, yf_test = fashion["test"]
 classes = fashion.classes
 print(f"{fashion.dataset}: {len(Xf_train)} train, {len(Xf_test)} test")
-titles = [classes[int(c)] for c in yf_train[:20]]
-image_grid(Xf_train[:20], titles, columns=10, size=0.68)
+titles = [classes[int(c)] for c in yf_train[:12]]
+image_grid(Xf_train[:12], titles, columns=6, size=1.13)
 plt.show()
 
 # %%

@@ -211,12 +211,14 @@ def image_grid(
     """Return a figure of images, (N, H, W) or (N, C, H, W) with C in {1, 3}, one per axis.
 
     Each image is scaled to its own range for display, so normalised tensors can be passed as
-    they are; ``titles`` label the images (for example "true → predicted").
+    they are; ``titles`` label the images (for example "true → predicted"). Drawn at the
+    book's 100 dpi, so ``size`` × ``columns`` inches is the width the page shows (at most
+    ``COLUMN_INCHES``) and a title is 12.5 px there.
     """
     images = [display_image(image) for image in images]
     n = len(images)
     rows = max(1, -(-n // columns))
-    with plt.rc_context(_STYLE | {"axes.titlesize": 8}):
+    with plt.rc_context(_BOOK):
         fig, axes = plt.subplots(
             rows, columns, figsize=(size * columns, size * rows * 1.15), squeeze=False
         )
