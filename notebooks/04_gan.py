@@ -226,7 +226,7 @@ judge.eval()
 judge_acc = float(accuracy(predict(judge, X_test), y_test))
 
 
-# %%
+# %% tags=["hide-input"]
 @torch.no_grad()
 def judge_features(judge, images, batch_size=1000):
     """(64 features, class probabilities) of the judge, images in [-1, 1]."""
@@ -330,6 +330,16 @@ def gan_step(G, D, opt_g, opt_d, xb, latent, real_label=1.0):
         )
 
 
+# %% [markdown]
+# Three details of `gan_step` carry the method. The discriminator scores `fake.detach()`: its
+# update must not reach the generator's weights. The generator's half scores the same images
+# again without `detach`, so its loss flows back through $D$ into $G$; $D$'s parameters receive
+# a gradient too, which `opt_d.zero_grad` discards before $D$'s next update, so only `opt_g`
+# acts on it. And `real_label` is the target for real digits only: 1 by default, 0.9 for the
+# one-sided label smoothing of section 3, while generated digits keep the target 0.
+
+
+# %% tags=["hide-input"]
 def restore(path, parts, gen, device):
     """Load a run's saved state into ``parts`` and ``gen``, if there is one;
     return its curves, sample grids, finished epochs and training seconds."""
@@ -344,6 +354,15 @@ def restore(path, parts, gen, device):
             0.0,
         )
     return saved["curves"], saved["grids"], saved["epoch"], saved["seconds"]
+
+
+# %% [markdown]
+# `train_gan` turns the step into epochs over shuffled batches of real digits (a GAN needs no
+# labels, so a tensor of zeros stands in for them), and at evenly spaced steps it draws the same
+# fixed latent vectors `fixed_z`, so that the sample grids show one set of digits changing as
+# training goes on. Its checkpoint is keyed by the recipe and by the source of the functions
+# that build and train the networks: edit the generator and the next run trains afresh instead
+# of loading weights made by the old code.
 
 
 # %%
@@ -462,6 +481,12 @@ def fc_discriminator():
     )
 
 
+# %% [markdown]
+# The generator's first linear layer has no batch normalisation, as in the notes; every later
+# one has. `fixed_z` holds 40 latent vectors drawn once from a generator of their own (seed 7),
+# so both GANs' sample grids, at every snapshot, are drawn from the same points of the latent
+# space and can be compared picture by picture.
+
 # %%
 fixed_z = torch.randn(
     40, LATENT, device=device, generator=torch.Generator(device).manual_seed(7)
@@ -555,6 +580,16 @@ def dc_discriminator(width, spectral=False):
         nn.Flatten(0),
     )
 
+
+# %% [markdown]
+# The shapes through `dc_generator` at width $w$: the latent vector becomes a 1×1 image with
+# `latent` channels; a 7×7 transposed convolution without padding makes it a 7×7 image of $4w$
+# channels; each 4×4 transposed convolution with stride 2 and padding 1 doubles the side, 7 → 14
+# → 28, while the channels fall to $2w$ and then 1. A transposed convolution's output side is
+# $(n - 1)\,s - 2p + k$ for input side $n$, stride $s$, padding $p$ and kernel $k$:
+# $(7 - 1) \cdot 2 - 2 + 4 = 14$. The discriminator runs the same arithmetic backwards with
+# ordinary strided convolutions, 28 → 14 → 7, and its last 7×7 convolution leaves one number per
+# image, the logit.
 
 # %%
 seed_everything(SEED)
@@ -681,6 +716,13 @@ dc_metrics = publish(
 # (two time-scale updates: discriminator 4e-4, generator 1e-4), and **spectral normalisation**
 # of the discriminator's weights, which bounds how sharply it can react to its input (it replaces
 # the discriminator's batch normalisation, as in the paper that introduced it).
+#
+# In the code each fix is one argument of the same functions. Label smoothing is
+# `real_label=0.9` in `gan_step`; TTUR is two learning rates for the two optimisers;
+# spectral normalisation is `dc_discriminator(width, spectral=True)`, which wraps each
+# convolution in `torch.nn.utils.parametrizations.spectral_norm`: before every forward pass
+# the weight is divided by an estimate of its largest singular value (one step of power
+# iteration, refined from step to step), which bounds how much a layer can stretch its input.
 #
 # Every run below is the DCGAN of section 2, trained for {glue:text}`study_epochs:d` epochs from
 # the same seed; only the named setting changes. To provoke instability we raise both networks'
