@@ -9,6 +9,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "bench"))
 
 import labstyle  # noqa: E402
 import models  # noqa: E402
+import peers  # noqa: E402
 import speed  # noqa: E402
 
 from dlnotes.data import Vocab  # noqa: E402
@@ -63,3 +64,26 @@ def test_bench_rows_give_speed_ups_against_the_lab_loop():
     assert len(headers) == len(pairs[0]) and [p[4] for p in pairs] == ["1.0×", "3.5×"]
     assert pairs[1][6] == "not reached" and runs == [["MNIST to 99%", "0", "12.5", "0.9910"]]
     assert bench_rows(result, "zh_CN")[0][1][1][6] == "未达到"
+
+
+def test_peer_recipes_have_their_published_networks_and_the_summary_counts_seeds_at_99():
+    from dlnotes.models import n_params
+
+    fast, examples = peers.fast_mnist_net(), peers.examples_net()
+    # pytorch/examples' MNIST net has 1,199,882 parameters; the fast recipe's 800 -> 256 head
+    # holds most of its 215,194.
+    assert (n_params(fast), n_params(examples)) == (215_194, 1_199_882)
+    x = torch.randn(3, 1, 28, 28)
+    assert fast(x).shape == (3, 10)
+    assert torch.allclose(examples(x).exp().sum(1), torch.ones(3), atol=1e-5)  # log-softmax
+    rows = [{"recipe": "ours", "seconds": s, "test_acc": a}
+            for s, a in ((4.0, 0.991), (6.0, 0.989), (5.0, 0.993))]  # fmt: skip
+    summary = peers.summary(rows)["ours"]
+    assert summary["median_seconds"] == 5.0 and summary["at_target"] == 2
+    assert summary["min_test_acc"] == 0.989 and abs(summary["mean_test_acc"] - 0.991) < 1e-12
+    # The appendix's table: one row per recipe, its time as a multiple of the fast-MNIST peer's.
+    rows.append({"recipe": "fast-mnist", "seconds": 10.0, "test_acc": 0.990})
+    (headers, table) = bench_rows({"summary": peers.summary(rows)})[0]
+    assert [r[0] for r in table] == ["fast-MNIST (tuomaso)", "dlnotes speedrun"]
+    assert len(headers) == len(table[0]) and table[1][3] == "0.50" and table[1][6] == "2 / 3"
+    assert bench_rows({"summary": peers.summary(rows)}, "zh_CN")[0][1][1][0] == "dlnotes 速通"

@@ -217,13 +217,21 @@ _BENCH_WORDS = {
            "speedrun": ["Run", "Seed", "Wall time (s)", "Test acc."],
            "lab": "lab-report style", "engine": "dlnotes engine",
            "engine-tuned": "dlnotes engine, larger batch",
-           "mnist": "MNIST to 99%", "never": "not reached"},
+           "mnist": "MNIST to 99%", "never": "not reached",
+           "peers": ["Recipe", "Runs", "Median wall time (s)", "× fast-MNIST", "Mean test acc.",
+                     "Lowest", "Runs at 99%"],
+           "fast-mnist": "fast-MNIST (tuomaso)", "pytorch-examples": "pytorch/examples MNIST",
+           "ours": "dlnotes speedrun"},
     "zh_CN": {"loops": ["任务", "循环", "批大小", "样本/秒", "加速比", "测试准确率",
                         "达到目标用时（秒）", "峰值内存（MiB）"],
               "speedrun": ["任务", "随机种子", "总用时（秒）", "测试准确率"],
               "lab": "实验报告写法", "engine": "dlnotes 引擎",
               "engine-tuned": "dlnotes 引擎，更大批次",
-              "mnist": "MNIST 达到 99%", "never": "未达到"},
+              "mnist": "MNIST 达到 99%", "never": "未达到",
+              "peers": ["配方", "运行次数", "总用时中位数（秒）", "相对 fast-MNIST", "平均测试准确率",
+                        "最低", "达到 99% 的次数"],
+              "fast-mnist": "fast-MNIST（tuomaso）", "pytorch-examples": "pytorch/examples MNIST",
+              "ours": "dlnotes 速通"},
 }  # fmt: skip
 
 
@@ -234,8 +242,17 @@ _BENCH_MISSING = {
 
 
 def bench_rows(result: dict, language: str = "en") -> list[tuple[list[str], list[list[str]]]]:
-    """Return the benchmark result as (headers, rows) tables: the loop pairs, the speedruns."""
+    """Return the benchmark result as (headers, rows) tables: the loop pairs and the speedruns,
+    or, for a peers result (``bench/peers.py``), one row per recipe."""
     words = _BENCH_WORDS.get(language, _BENCH_WORDS["en"])
+    if "summary" in result:
+        base = result["summary"].get("fast-mnist", {}).get("median_seconds")
+        rows = [[words.get(recipe, recipe), str(s["runs"]), f"{s['median_seconds']:.1f}",
+                 f"{s['median_seconds'] / base:.2f}" if base else "—",
+                 f"{s['mean_test_acc']:.4f}", f"{s['min_test_acc']:.4f}",
+                 f"{s['at_target']} / {s['runs']}"]
+                for recipe, s in result["summary"].items()]  # fmt: skip
+        return [(words["peers"], rows)]
     pairs = []
     for entry in result["tasks"].values():
         runs = entry["runs"]
