@@ -339,6 +339,17 @@ class NGramModel:
         return self
 
 
+# %% [markdown]
+# How `NGramModel` counts: each k-gram of word ids becomes one integer, the ids read as the
+# digits of a base-$V$ number, so counting every k-gram is one `np.unique` over an integer
+# array and looking one up is a binary search (`np.searchsorted`) in the sorted keys.
+# `log_probs` interpolates: it starts from an add-one unigram probability, which is never zero,
+# and for each longer context mixes in the maximum-likelihood estimate
+# $\mathrm{count}(\text{context}, w) / \mathrm{count}(\text{context})$ with weight $\lambda$,
+# keeping the shorter estimate where the context was never seen. `fit_lambdas` picks each
+# $\lambda$ from a small grid by the perplexity on held-out reviews, shortest context first.
+
+
 # %% tags=["hide-input"]
 def next_word_probs(lm, context):
     """P(next word | context) over the vocabulary, interpolated."""
@@ -530,6 +541,20 @@ class BiLSTMClassifier(nn.Module):
         return self.head(out.amax(1)).squeeze(-1)
 
 
+# %% [markdown]
+# The two pools differ in what reaches the head. With `pool="last"` it sees `h[-2]` and
+# `h[-1]`, the final states of the second layer's forward and backward LSTMs, one at the end of
+# the sequence and one at its start. With `pool="max"` every word's output counts, each feature
+# keeping its largest value over the review; the padding is first filled with the smallest
+# float, so a pad can never be the maximum. `packed_lstms` is the GPU's way of skipping the
+# padding instead of masking it.
+#
+# `train_bilstm` hands the loop to `fit` and adds early stopping with `BestWeights`: after every
+# epoch it keeps the weights of the best validation accuracy so far, stops once `patience`
+# epochs pass without a new best, and `best.restore` puts the best epoch's weights back. The
+# report's recipe has no patience and trains all its epochs.
+
+
 # %%
 def train_bilstm(
     name, run, train_xy, val_xy, *, vocab_size, batch, seed, config
@@ -578,7 +603,7 @@ def encoded(vocab, word_lists, labels, max_len, keep):
     return ids.to(device), labels.float().to(device)
 
 
-# %%
+# %% tags=["hide-input"]
 LSTM_RUNS = {
     "report recipe": dict(
         max_len=MAX_LEN,
@@ -820,6 +845,18 @@ def scored_each_epoch(X, y, logits_by_epoch):
     return hook
 
 
+# %% [markdown]
+# `SequenceClassifier` wraps the Hugging Face model so that `fit` treats it like any other
+# network: piece ids in, two logits out. The attention mask marks the padding, so that no word
+# piece attends to it. `piece_ids` puts the tokenizer's `[CLS]` in front of each review and
+# `[SEP]` at its end, and cuts or pads it to `MAX_LEN` pieces. `scored_each_epoch` scores the
+# test reviews after every epoch; that is what lets the next section set each epoch's test
+# accuracy beside its training accuracy.
+#
+# The recipe is the usual one for fine-tuning: AdamW with weight decay 0.01, a linear warm-up
+# over the first tenth of the steps and then a cosine decay (`warmup_cosine`), and gradients
+# clipped to norm 1, which guards the pretrained weights against a few large early updates.
+
 # %% tags=["hide-input"]
 clf = SequenceClassifier(hf_model, tokenizer.pad_token_id).to(device)
 ft_idx = fit_idx[
@@ -892,7 +929,7 @@ print(
 # label: the first fifth of a sorted test set is all negative, the last fifth all positive.
 
 
-# %%
+# %% tags=["hide-input"]
 @torch.no_grad()
 def accuracy_with_dropout(model, X, y, batch_size=256):
     """Accuracy with dropout on (no update), as an epoch mean sees it."""
@@ -1041,7 +1078,7 @@ ft_metrics = publish(
 # to sum to one per layer. Attention is not an explanation of the decision (other pieces pass
 # information along too), but it shows what the layers read.
 
-# %%
+# %% tags=["hide-input"]
 # The fused attention kernel does not return attention weights.
 clf.hf.set_attn_implementation("eager")
 
