@@ -197,6 +197,12 @@ def as_cl(x):
     return x.contiguous(memory_format=torch.channels_last)
 
 
+def standardise(x, stats):
+    """``x`` with the (mean, std) ``stats`` taken out, in channels-last."""
+    mean, std = stats
+    return as_cl((x - mean) / std)
+
+
 def plot_curves(histories, key, ax, ylabel="accuracy", **kwargs):
     """One curve per run of ``histories`` (name → History), by epoch."""
     for name, h in histories.items():
@@ -410,6 +416,15 @@ def vgg(depth, *, in_channels=3, width=1.0, batch_norm=False, init="kaiming"):
     return model
 
 
+# %% [markdown]
+# `vgg` reads its configuration left to right: a number is a 3×3 convolution with that many
+# channels (padding 1 keeps the image's size), "M" a 2×2 max-pool that halves it. Five pools take a
+# 32×32 input to 1×1, which is why the digits are padded to 32×32 and why one linear layer over
+# the last 512 channels is the whole classifier (torchvision's VGG, made for 224×224 photographs,
+# ends in three large linear layers instead). `width` scales every channel count, the knob the
+# `quick` profile turns; `init` chooses Keras' Glorot initialisation, the default of the report's
+# framework, or torchvision's Kaiming initialisation.
+
 # %%
 NORMS = {
     "batch": nn.BatchNorm2d,
@@ -441,6 +456,16 @@ class BasicBlock(nn.Module):
         if self.residual:
             out = out + (x if self.downsample is None else self.downsample(x))
         return self.relu(out)
+
+
+# %% [markdown]
+# A `BasicBlock` computes two 3×3 convolutions, each followed by a normalisation, and adds its
+# input back before the last ReLU. When a block halves the image (stride 2) or changes the number
+# of channels, its input no longer has the output's shape, and a 1×1 convolution with the same
+# stride (`downsample`) projects it, as in torchvision. With `residual=False` the addition is
+# dropped and the block is a plain stack of two layers: the switch section 5 flips. `NORMS` maps
+# the normalisations that study compares to their layers: batch norm, instance norm (statistics
+# per image instead of per batch) and none.
 
 
 # %%
@@ -489,7 +514,15 @@ class ResNet(nn.Module):
         return self.fc(self.dropout(x))  # (B, classes)
 
 
-# %%
+# %% [markdown]
+# `ResNet` stacks four stages of blocks; the first block of every stage after the first halves
+# the image and doubles the channels. It then averages each channel over the image
+# (`AdaptiveAvgPool2d(1)`), so the classifier's input has the same size whatever the image size.
+# The attribute names (`conv1`, `bn1`, `layer1` to `layer4`, `downsample`, `fc`) are
+# torchvision's: that is what lets the next cell load torchvision's weights into it and compare
+# the two networks' outputs.
+
+# %% tags=["hide-input"]
 # Our ResNet-18 at torchvision's settings is torchvision's ResNet-18.
 reference = torchvision.models.resnet18(weights=None).eval()
 ours = ResNet().eval()
@@ -501,7 +534,7 @@ vgg_reference = torchvision.models.vgg16(weights=None).features
 vgg_params_match = n_params(vgg(16)[:-2]) == n_params(vgg_reference)
 print(
     f"ResNet-18: {n_params(ours):,} parameters in both; largest output "
-    f"difference {resnet_check:.1e}. VGG16's convolutions have as many "
+    f"difference {resnet_check:.1e}.\nVGG16's convolutions have as many "
     f"parameters as torchvision's: {vgg_params_match}"
 )
 assert resnet_check < 1e-5 and vgg_params_match
@@ -588,7 +621,7 @@ report_keys = ["lenet_test_acc", "vgg11_test_acc", "resnet18_mnist_test_acc"]
 arch_table.insert(4, "lab report: test acc", [REPORT[k] for k in report_keys])
 print(
     f"{mnist.dataset}: {len(Xm_train)} training images, {ARCH_EPOCHS} epochs,"
-    f" width factor {ARCH_WIDTH} for VGG-11 and ResNet-18"
+    f"\nwidth factor {ARCH_WIDTH} for VGG-11 and ResNet-18"
 )
 display(
     arch_table.style.format(
@@ -756,6 +789,18 @@ OPT_RUNS = {  # name: (optimiser, schedule, softmax before the loss)
     ),
     "Adam + StepLR, softmax before the loss": (adam, steplr, True),
 }
+
+
+# %% [markdown]
+# `ReportConvNet` is the report's network, with a switch that keeps its softmax in front of the
+# loss. `OPT_RUNS` lists the seven training recipes compared below as data: an optimiser, a
+# schedule and that switch. A schedule says when it steps, once an epoch (`steplr`: the learning
+# rate × 0.9 every two epochs) or once a batch (`warmup`: a linear warm-up, then a cosine), and
+# `fit` steps it accordingly. `train_with_early_stopping` trains one recipe with `BestWeights`,
+# the early-stopping rule chapter 3's BiLSTM uses too: the weights of the best validation epoch
+# are kept and put back at the end. `sampled_accuracy` scores as the report's test function did,
+# drawing one answer per image from the predicted probabilities instead of taking the most
+# probable class, so an unsure network loses points even where its first choice is right.
 
 
 # %%
@@ -997,12 +1042,8 @@ def train_vgg(name, train, test, *, stats, epochs, width, seed, data):
     model = vgg(16, width=width, batch_norm=bn,
                 init="kaiming" if ours else "glorot")  # fmt: skip
     model = model.to(device, memory_format=torch.channels_last)
-    mean, std = stats if ours else (0.0, 1.0)
-
-    def scale(x):
-        return (x - mean) / std
-
-    X_train, X_test = as_cl(scale(train[0])), as_cl(scale(test[0]))
+    stats = stats if ours else (0.0, 1.0)
+    X_train, X_test = standardise(train[0], stats), standardise(test[0], stats)
     batch = 128 if ours else VGG_BATCH
     shift_flip = random_crop_flip if augment else None
     batches = Batches(X_train, train[1], batch, generator=generator,
@@ -1061,7 +1102,7 @@ for name in VGG_RUNS:
 vgg_table = pd.DataFrame(vgg_rows).set_index("run")
 print(
     f"{cifar.dataset}: {len(Xc_train)} training images, {CIFAR_EPOCHS} "
-    f"epochs, width factor {VGG_WIDTH} ({n_params(model):,} parameters)"
+    f"epochs,\nwidth factor {VGG_WIDTH} ({n_params(model):,} parameters)"
 )
 formats = {c: "{:.2%}" for c in vgg_table.columns}
 display(vgg_table.style.format(formats | {"training s": "{:.0f}"}))
@@ -1225,6 +1266,15 @@ REFERENCE = {  # the run each change is measured against (others: improved)
 }
 
 
+# %% [markdown]
+# `ABLATIONS` is the study as data: each run's group, its changes to the baseline and the
+# direction the report found. `improved(...)` builds a run from the improved model (3×3 stem and
+# flips), so that each ablation changes one thing of the network it is compared with, and
+# `REFERENCE` names the three runs measured against another one. `ablation_run` trains any of
+# them with the report's SGD (momentum 0.9) and its step decay, the step placed at the same
+# fraction of training as the report's 7 of 25 epochs.
+
+
 # %%
 def ablation_run(name, seed, train, val, *, stem="imagenet", width_factor=1.0,
                  norm="batch", residual=True, dropout=0.0, blocks=(2, 2, 2, 2),
@@ -1335,10 +1385,10 @@ abl_table.loc["baseline", ["ours: direction", "change vs reference"]] = [
 ]
 print(
     f"{tiny_name}: {ABL_CLASSES} classes, {len(Xa_train)} training and "
-    f"{len(Xa_val)} validation images of {ABL_SIZE}×{ABL_SIZE}; first-stage "
+    f"{len(Xa_val)} validation images\nof {ABL_SIZE}×{ABL_SIZE}; first-stage "
     f"width {ABL_WIDTH}, {ABL_EPOCHS} epochs, {ABL_SEEDS} seed(s) per run "
-    f"(mean and range); '≈': a mean change smaller than {noise:.1%} (two "
-    "standard errors of a validation accuracy)"
+    f"(mean and range);\n'≈': a mean change smaller than {noise:.1%}, two "
+    "standard errors\nof a validation accuracy"
 )
 abl_formats = {
     "parameters": "{:,d}",
@@ -1559,13 +1609,11 @@ if STANDIN:
 else:
     speed_train, speed_test = cifar_unit["train"], cifar_unit["test"]
 
-
-def standardised(split):
-    return as_cl((split[0] - mean) / std), split[1]
-
-
+speed_train, speed_test = (
+    (standardise(X, (mean, std)), y) for X, y in (speed_train, speed_test)
+)
 speed_model, speed_history = train_speed(
-    standardised(speed_train), standardised(speed_test), epochs=SPEED_EPOCHS,
+    speed_train, speed_test, epochs=SPEED_EPOCHS,
     width=SPEED_WIDTH, seed=SEED, data=cifar.dataset,
 )  # fmt: skip
 test_curve = np.array(speed_history["val_metric"])
@@ -1592,7 +1640,7 @@ speed_metrics = publish(
     speed_target=SPEED_TARGET,
 )
 print(
-    f"{len(speed_train[0])} training images; test accuracy per epoch: "
+    f"{len(speed_train[0])} training images; test accuracy per epoch:\n"
     + ", ".join(f"{a:.1%}" for a in test_curve)
     + (
         f"; target reached after {speed_seconds:.0f} s"
