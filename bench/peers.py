@@ -124,7 +124,8 @@ def run(recipe: str, device: torch.device, seed: int) -> dict:
         import speedrun
 
         result = speedrun.mnist(device, seed=seed)
-        return {**result, "epochs": result["recipe"]["epochs"]}
+        config = result.pop("recipe")
+        return {**result, "epochs": config["epochs"], "config": config}
     return {"fast-mnist": fast_mnist, "pytorch-examples": pytorch_examples}[recipe](device, seed)
 
 
@@ -175,9 +176,11 @@ def main(argv: list[str] | None = None) -> None:
 
     load_images("mnist", progress=False)  # the warm-up: decode into the cache before any clock
     rows = []
-    for recipe in args.only or RECIPES:
-        for seed in range(1 if recipe == "pytorch-examples" else args.seeds):
-            row = {"recipe": recipe, "seed": seed, **_child(recipe, seed, args.device)}
+    for seed in range(args.seeds):  # recipes in turn within a seed, so drift spreads over all
+        for recipe in args.only or RECIPES:
+            if recipe == "pytorch-examples" and seed > 0:  # minutes a run: one seed
+                continue
+            row = {**_child(recipe, seed, args.device), "recipe": recipe, "seed": seed}
             print(f"{recipe:17s} seed {seed}: {row['test_acc']:.2%} in {row['seconds']:.1f} s "
                   f"({row['epochs']} epoch(s))", flush=True)  # fmt: skip
             rows.append(row)
