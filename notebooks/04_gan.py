@@ -267,6 +267,13 @@ print(
 )
 
 # %% [markdown]
+# `quality` takes the judge's two outputs for a set of images. The 64 features of its
+# penultimate layer go to `dlnotes.train.frechet_distance`, which fits a mean and a covariance
+# to each set and compares them with the formula above (the matrix square root is SciPy's
+# `sqrtm`; $10^{-6}$ is added to each covariance's diagonal, because features that a ReLU never
+# switches on make it singular). The class probabilities give the other two scores: their
+# arg-max histogram the coverage, their maximum the confident share.
+#
 # The judge classifies {glue:text}`judge_test_acc:.2%` of the real test digits correctly. Real
 # training digits, scored as if they were a generator's output, set the floor: an FD of
 # {glue:text}`fd_real:.2f` (two samples of real digits never match exactly) and a coverage of
@@ -609,6 +616,13 @@ dc_run = train_gan(
     code=[dc_generator, dc_discriminator],
 )
 
+# %% [markdown]
+# How to read the curves below: at the game's ideal end the discriminator can do no better than
+# chance, so $D(x)$ and $D(G(z))$ both approach 0.5 and its loss, the sum of two binary
+# cross-entropies, approaches $2 \log 2 \approx 1.386$. A discriminator that wins drives $D(x)$
+# to 1, $D(G(z))$ to 0 and its loss to 0; a generator that wins drives $D(G(z))$ up and its own
+# loss, $-\log D(G(z))$, down.
+
 # %% tags=["hide-input"]
 curves = dc_run["curves"]
 last = slice(-max(len(curves["d_loss"]) // 5, 1), None)  # the last fifth
@@ -930,6 +944,11 @@ quality_metrics = publish(
 # seeds) and along the DCGAN's first four latent directions. Without a kernel, the strip below
 # walks in ten steps from one sample to another: the digits change smoothly, which is a sign
 # that the generator has learnt a continuous map rather than memorised training images.
+#
+# Each strip draws two latent vectors from their seeds and generates the ten points
+# $(1 - t)\,z_a + t\,z_b$ for $t$ from 0 to 1 in one batch. A straight line is the simplest
+# walk; it passes closer to the origin than either end, where a Gaussian latent vector rarely
+# lies, which is why some papers walk along the sphere instead (spherical interpolation).
 
 
 # %% tags=["remove-cell"]
