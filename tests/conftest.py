@@ -63,8 +63,13 @@ if FAIL:
 
 
 @pytest.fixture
-def project(tmp_path: Path) -> Path:
-    """A throw-away dlnotes project with one tiny chapter, 01_tiny."""
+def project(tmp_path: Path, monkeypatch) -> Path:
+    """A throw-away dlnotes project with one tiny chapter, 01_tiny.
+
+    The tiny chapter reads no dataset, so the caller's DLNOTES_MIRROR is cleared: a relative
+    one (the README's `../shared/data`) would be resolved against the project and refused
+    before the refusal a test is about."""
+    monkeypatch.delenv("DLNOTES_MIRROR", raising=False)
     (tmp_path / "notebooks").mkdir()
     (tmp_path / "book" / "chapters").mkdir(parents=True)
     (tmp_path / "book" / "_toc.yml").write_text("format: jb-book\nroot: intro\n")
