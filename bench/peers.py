@@ -129,18 +129,6 @@ def run(recipe: str, device: torch.device, seed: int) -> dict:
     return {"fast-mnist": fast_mnist, "pytorch-examples": pytorch_examples}[recipe](device, seed)
 
 
-def _child(recipe: str, seed: int, device: str) -> dict:
-    import subprocess
-
-    out = subprocess.run(
-        [sys.executable, __file__, "--child", recipe, str(seed), "--device", device],
-        capture_output=True, text=True,
-    )  # fmt: skip
-    if out.returncode != 0:
-        raise RuntimeError(f"{recipe} seed {seed} failed:\n{out.stderr[-3000:]}")
-    return json.loads(out.stdout.strip().splitlines()[-1])
-
-
 def summary(rows: list[dict]) -> dict:
     """Median seconds, mean / min accuracy and the share of seeds at TARGET, per recipe."""
     out = {}
@@ -170,7 +158,7 @@ def main(argv: list[str] | None = None) -> None:
     if args.child:
         print(json.dumps(run(args.child[0], device, int(args.child[1]))))
         return
-    from speed import machine
+    from speed import _child, machine
 
     from dlnotes.data import load_images
 
@@ -180,7 +168,8 @@ def main(argv: list[str] | None = None) -> None:
         for recipe in args.only or RECIPES:
             if recipe == "pytorch-examples" and seed > 0:  # minutes a run: one seed
                 continue
-            row = {**_child(recipe, seed, args.device), "recipe": recipe, "seed": seed}
+            child = _child([recipe, str(seed), "--device", args.device], script=__file__)
+            row = {**child, "recipe": recipe, "seed": seed}
             print(f"{recipe:17s} seed {seed}: {row['test_acc']:.2%} in {row['seconds']:.1f} s "
                   f"({row['epochs']} epoch(s))", flush=True)  # fmt: skip
             rows.append(row)

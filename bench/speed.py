@@ -213,8 +213,9 @@ def time_to(curves: dict, target: float) -> float | None:
     return None
 
 
-def _child(args: list[str]) -> dict:
-    out = subprocess.run([sys.executable, str(Path(__file__)), "--child", *args],
+def _child(args: list[str], script: str | Path = __file__) -> dict:
+    """Run ``script --child *args`` in a fresh process; return the JSON of its last line."""
+    out = subprocess.run([sys.executable, str(Path(script)), "--child", *args],
                          capture_output=True, text=True)  # fmt: skip
     if out.returncode != 0:
         raise RuntimeError(f"bench child {args} failed:\n{out.stderr[-3000:]}")
