@@ -3,18 +3,47 @@
 from __future__ import annotations
 
 import html
+import re
 import shutil
 from pathlib import Path
+from urllib.parse import unquote
 
 from ..files import write_atomic
 from .chapter import Chapter, ChapterError, list_chapters
 from .execute import run_chapter
 from .parallel import ChapterJob, run_jobs, summary_table
 
-__all__ = ["LANGUAGES", "build_book", "build_language", "update_catalogs", "write_root_index"]
+__all__ = [
+    "LANGUAGES",
+    "build_book",
+    "build_language",
+    "page_weight",
+    "update_catalogs",
+    "write_root_index",
+]
 
 # Sphinx language code → folder of the site. English is the source language of the prose.
 LANGUAGES = {"en": "en", "zh_CN": "zh"}
+
+
+_LOCAL_SRC = re.compile(r'<(?:img|source)\b[^>]*\bsrc="([^":#?]+)"')
+_EXPLORER_DATA = re.compile(
+    r'<div class="dlnotes-explorer">.*?<script type="application/json">(.*?)</script>', re.S
+)
+
+
+def page_weight(page: Path) -> dict[str, int]:
+    """Bytes a reader loads for one built page, beyond what the site serves once for every page
+    (theme, fonts, MathJax, the Vega bundle): the HTML itself (figures inlined as data URIs
+    included), the images it links from the site's ``_images/``, and of the HTML, the explorers'
+    data."""
+    text = page.read_text(encoding="utf-8")
+    linked = {page.parent / unquote(src) for src in _LOCAL_SRC.findall(text)}
+    images = sum(p.stat().st_size for p in linked if p.is_file())
+    explorers = sum(len(m.encode("utf-8")) for m in _EXPLORER_DATA.findall(text))
+    html_bytes = len(text.encode("utf-8"))
+    return {"total": html_bytes + images, "html": html_bytes, "images": images,
+            "explorers": explorers}  # fmt: skip
 
 
 def build_language(book: Path, out: Path, language: str, *, builder: str = "html") -> None:

@@ -16,7 +16,7 @@ import yaml
 from docutils import nodes
 from sphinx.util.docutils import SphinxDirective
 
-from . import pages, tables
+from . import explorers, images, pages, tables
 
 __all__ = [
     "setup",
@@ -342,6 +342,8 @@ def setup(app):
     app.connect("html-page-context", _add_twin_link)
     pages.setup(app)
     tables.setup(app)
+    explorers.setup(app)
+    images.setup(app)
     app.add_directive("dlnotes-overview", OverviewTable)
     app.add_directive("dlnotes-datasets", DatasetTable)
     app.add_directive("dlnotes-bench", BenchTables)

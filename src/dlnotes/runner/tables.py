@@ -16,7 +16,15 @@ from pathlib import Path
 
 from docutils import nodes
 
-__all__ = ["template", "fill", "table_messages", "translate_tables", "setup"]
+__all__ = [
+    "template",
+    "fill",
+    "table_messages",
+    "translate_tables",
+    "add_unseen_messages",
+    "page_gettext",
+    "setup",
+]
 
 # A header, caption or data cell whose content is plain text (no markup inside).
 _CELL = re.compile(r"(<(th|td|caption)\b[^>]*>)([^<]*)(</\2>)")
@@ -91,39 +99,51 @@ def _table_outputs(doctree):
             yield node
 
 
-def _extract(app, doctree, docname) -> None:
-    """gettext build: add the tables' messages to the page's catalog, as unseen paragraphs."""
+def add_unseen_messages(app, doctree, docname, messages, css_class: str) -> None:
+    """gettext build: add ``messages`` (an iterable of (message, node)) to the page's catalog,
+    as paragraphs nobody sees. Used for words that live inside HTML outputs."""
     if app.builder.name != "gettext":
         return
     source = doctree.get("source") or app.env.doc2path(docname)
-    holder = nodes.container(classes=["dlnotes-table-messages"])
-    seen = set()
-    for node in _table_outputs(doctree):
-        for message in table_messages(node.astext()):
-            if message not in seen:
-                seen.add(message)
-                paragraph = nodes.paragraph(message, message)
-                paragraph.source, paragraph.line = source, node.line or 1
-                paragraph.uid = ""  # the gettext builder adds only nodes with a uid (read-time)
-                holder += paragraph
+    holder, seen = nodes.container(classes=[css_class]), set()
+    for message, node in messages:
+        if message not in seen:
+            seen.add(message)
+            paragraph = nodes.paragraph(message, message)
+            paragraph.source, paragraph.line = source, node.line or 1
+            paragraph.uid = ""  # the gettext builder adds only nodes with a uid (read-time)
+            holder += paragraph
     if seen:
         doctree += holder
 
 
-def _translate(app, doctree, docname) -> None:
-    """Translated html build: replace the tables' words from the page's catalog."""
+def page_gettext(app, docname):
+    """Translated html build: the ``gettext`` of the page's catalog; None in English, in other
+    builders, or where the page has no catalog."""
     if app.builder.format != "html" or (app.config.language or "en") == "en":
-        return
+        return None
     from sphinx.locale import init as init_locale
     from sphinx.util.i18n import docname_to_domain
 
     dirs = [str(Path(app.srcdir) / d) for d in app.config.locale_dirs]
     domain = docname_to_domain(docname, app.config.gettext_compact)
     catalog, found = init_locale(dirs, app.config.language, domain)
-    if not found:
+    return catalog.gettext if found else None
+
+
+def _extract(app, doctree, docname) -> None:
+    """gettext build: add the tables' messages to the page's catalog."""
+    found = ((m, node) for node in _table_outputs(doctree) for m in table_messages(node.astext()))
+    add_unseen_messages(app, doctree, docname, found, "dlnotes-table-messages")
+
+
+def _translate(app, doctree, docname) -> None:
+    """Translated html build: replace the tables' words from the page's catalog."""
+    gettext = page_gettext(app, docname)
+    if gettext is None:
         return
     for node in list(_table_outputs(doctree)):
-        translated, changed = translate_tables(node.astext(), catalog.gettext)
+        translated, changed = translate_tables(node.astext(), gettext)
         if changed:
             node[:] = [nodes.Text(translated)]
 
