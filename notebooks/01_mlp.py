@@ -162,6 +162,7 @@ from tqdm.auto import trange
 
 from dlnotes.data import load_images, standin_digits
 from dlnotes.env import bf16_is_fast, pick_device, seed_everything
+from dlnotes.explore import boundary_uri, choice, explorer, show
 from dlnotes.models import n_params
 from dlnotes.report import lab_report_rows, lab_report_table, publish
 from dlnotes.state import checkpoint_file, load_state, save_state
@@ -494,75 +495,80 @@ display(
 #
 # The grids retrain the same network under other settings. Upper grid: width against L2 strength
 # (tanh, learning rate 0.1); lower grid: activation against learning rate (10 units, λ = 0.001).
-# Each panel gives the test accuracy.
+# Each panel gives the test accuracy. Both are slices of one table: every combination of four
+# widths, four penalties, three activations and three learning rates trains once (144 networks of
+# {glue:text}`explorer_epochs:d` steps each), and the explorer further down shows any of them.
 
 
 # %% tags=["hide-input"]
-def train_grid(rows, cols, setting, data, *, epochs, seed, grid):
-    """Train one network per (row, column) setting on data's training half.
+def train_grid(settings, data, *, epochs, seed, grid):
+    """Train one network per setting (a dict of train_moons's knobs).
 
-    Return a table of the settings with their test accuracy, and the
-    decision boundary of each as {(row, column): P(class 1) over grid}.
+    Return a table of the settings with their test accuracy and final
+    loss, and the decision boundary of each, P(class 1) over grid, in the
+    table's order.
     """
     X_train, y_train, X_test, y_test = data
-    results, probs = [], {}
-    for r in rows:
-        for c in cols:
-            kw = setting(r, c)
-            params, losses, _ = train_moons(
-                X_train, y_train, **kw, epochs=epochs, seed=seed
-            )
-            acc = moon_accuracy(params, kw["activation"], X_test, y_test)
-            results.append({**kw, "test acc": acc, "final loss": losses[-1]})
-            probs[r, c] = moon_prob(params, kw["activation"], grid)
+    results, probs = [], []
+    for kw in settings:
+        params, losses, _ = train_moons(
+            X_train, y_train, **kw, epochs=epochs, seed=seed
+        )
+        acc = moon_accuracy(params, kw["activation"], X_test, y_test)
+        results.append({**kw, "test acc": acc, "final loss": losses[-1]})
+        probs.append(moon_prob(params, kw["activation"], grid))
     return pd.DataFrame(results), probs
 
 
 # %% tags=["hide-input"]
 moons_data = (Xm_train, ym_train, Xm_test, ym_test)
-train_kw = dict(epochs=EXPLORER_EPOCHS, seed=SEED, grid=grid_np)
 widths, l2s = [1, 3, 10, 50], [0.0, 0.001, 0.01, 0.1]
-width_grid, width_probs = train_grid(
-    widths,
-    l2s,
-    lambda w, l2: dict(hidden=w, lr=0.1, l2=l2, activation="tanh"),
-    moons_data,
-    **train_kw,
-)
 acts, lrs = ["tanh", "relu", "sigmoid"], [0.01, 0.1, 1.0]
-act_grid, act_probs = train_grid(
-    acts,
-    lrs,
-    lambda a, lr: dict(hidden=10, lr=lr, l2=0.001, activation=a),
-    moons_data,
-    **train_kw,
+grid_settings = [
+    dict(hidden=w, lr=lr, l2=l2, activation=a)
+    for w in widths
+    for l2 in l2s
+    for a in acts
+    for lr in lrs
+]
+t0 = time.perf_counter()
+moon_grid, moon_probs = train_grid(
+    grid_settings, moons_data, epochs=EXPLORER_EPOCHS, seed=SEED, grid=grid_np
 )
+print(f"{len(moon_grid)} networks in {time.perf_counter() - t0:.0f} s")
 
 
 # %% tags=["hide-input"]
-def titled(probs, grid, row, col, row_label, col_label):
-    """{panel title with the test accuracy: boundary} for boundary_panels."""
-    accs = grid.set_index([row, col])["test acc"]
+def titled(grid, probs, query, row, col, row_label, col_label):
+    """{panel title with the test accuracy: boundary} of the rows of grid
+    that match query, for boundary_panels."""
     return {
-        f"{row_label} {r}, {col_label} {c}".strip()
-        + f"\ntest {accs[r, c]:.0%}": p
-        for (r, c), p in probs.items()
+        f"{row_label} {r[row]}, {col_label} {r[col]}".strip()
+        + f"\ntest {r['test acc']:.0%}": probs[i]
+        for i, r in grid.query(query).iterrows()
     }
 
 
-panels = titled(width_probs, width_grid, "hidden", "l2", "width", "λ")
+query = "lr == 0.1 and activation == 'tanh'"
+panels = titled(moon_grid, moon_probs, query, "hidden", "l2", "width", "λ")
 boundary_panels(panels, extent, Xm_train, ym_train, columns=4)
 plt.show()
-panels = titled(act_probs, act_grid, "activation", "lr", "", "lr")
+query = "hidden == 10 and l2 == 0.001"
+panels = titled(moon_grid, moon_probs, query, "activation", "lr", "", "lr")
 boundary_panels(panels, extent, Xm_train, ym_train, columns=3, size=1.7)
 plt.show()
 
 # %% tags=["hide-input"]
-moon_grid = pd.concat([width_grid, act_grid])
 
 
-def grid_acc(query):
-    return moon_grid.query(query)["test acc"].iloc[0]
+def grid_acc(setting, grid):
+    """Test accuracy of one network of the table; ``grid`` names the
+    upper (width × λ) or lower (activation × learning rate) grid's slice."""
+    fixed = {
+        "upper": "lr == 0.1 and activation == 'tanh'",
+        "lower": "hidden == 10 and l2 == 0.001",
+    }
+    return moon_grid.query(f"{setting} and {fixed[grid]}")["test acc"].item()
 
 
 # The best straight boundary, for scale.
@@ -570,14 +576,18 @@ linear = LogisticRegression().fit(Xm_train, ym_train)
 grid_metrics = publish(
     explorer_epochs=EXPLORER_EPOCHS,
     moons_linear_acc=linear.score(Xm_test, ym_test),
-    moons_acc_width1=grid_acc("hidden == 1 and l2 == 0.001"),
-    moons_acc_width3=grid_acc("hidden == 3 and l2 == 0.001"),
-    moons_acc_width50=grid_acc("hidden == 50 and l2 == 0.001"),
-    moons_acc_l2_mid=grid_acc("hidden == 10 and l2 == 0.01"),
-    moons_acc_l2_big=grid_acc("hidden == 10 and l2 == 0.1"),
-    moons_acc_tanh_lr001=grid_acc("activation == 'tanh' and lr == 0.01"),
-    moons_acc_relu_lr1=grid_acc("activation == 'relu' and lr == 1.0"),
-    moons_acc_sigmoid_lr1=grid_acc("activation == 'sigmoid' and lr == 1.0"),
+    moons_acc_width1=grid_acc("hidden == 1 and l2 == 0.001", "upper"),
+    moons_acc_width3=grid_acc("hidden == 3 and l2 == 0.001", "upper"),
+    moons_acc_width50=grid_acc("hidden == 50 and l2 == 0.001", "upper"),
+    moons_acc_l2_mid=grid_acc("hidden == 10 and l2 == 0.01", "upper"),
+    moons_acc_l2_big=grid_acc("hidden == 10 and l2 == 0.1", "upper"),
+    moons_acc_tanh_lr001=grid_acc(
+        "activation == 'tanh' and lr == 0.01", "lower"
+    ),
+    moons_acc_relu_lr1=grid_acc("activation == 'relu' and lr == 1.0", "lower"),
+    moons_acc_sigmoid_lr1=grid_acc(
+        "activation == 'sigmoid' and lr == 1.0", "lower"
+    ),
 )
 
 # %% [markdown]
@@ -598,25 +608,48 @@ grid_metrics = publish(
 # 1/4, against 1 for tanh and ReLU, and its output is never negative, so each unit's
 # contribution to the next layer carries a common offset the network must first cancel.
 #
-# In Jupyter the explorer below retrains the network for any setting you pick; the book shows the
-# grids above instead, which need no running kernel.
+# The explorer holds all 144 networks: pick a width, a learning rate, an activation and a
+# penalty, and it shows that network's boundary with its test accuracy and final loss. It draws
+# from the table above, so the page needs no kernel. In Jupyter, the cell after it also retrains
+# the network for settings outside the table.
+
+# %% tags=["hide-input"]
+train_points = pd.DataFrame(
+    {"x": Xm_train[:, 0], "y": Xm_train[:, 1], "label": ym_train}
+)
+show(
+    explorer(
+        moon_grid.assign(image=[boundary_uri(p) for p in moon_probs]),
+        [
+            choice("hidden", "width", widths, value=10),
+            choice("lr", "learning rate", lrs, value=0.1),
+            choice("activation", "activation", acts, value="tanh"),
+            choice("l2", "λ", l2s, value=0.001),
+        ],
+        caption=[("test accuracy", "test acc", ".1%")]
+        + [("final loss", "final loss", ".3f")],
+        points=train_points,
+        extent=extent,
+        size=(300, 300),
+        title="The half-moon network under 144 settings",
+    )
+)
 
 
 # %% tags=["remove-cell"]
 def explore(hidden, lr, activation, l2):
-    params, _, _ = train_moons(
-        Xm_train,
-        ym_train,
-        hidden=hidden,
-        lr=lr,
-        l2=l2,
-        activation=activation,
-        epochs=EXPLORER_EPOCHS,
-        seed=SEED,
-    )
-    test_acc = moon_accuracy(params, activation, Xm_test, ym_test)
+    # A setting of the table is looked up; any other one trains here.
+    setting = dict(hidden=hidden, lr=lr, l2=l2, activation=activation)
+    if setting in grid_settings:
+        i = grid_settings.index(setting)
+        prob, test_acc = moon_probs[i], moon_grid["test acc"][i]
+    else:
+        params, _, _ = train_moons(
+            Xm_train, ym_train, **setting, epochs=EXPLORER_EPOCHS, seed=SEED
+        )
+        test_acc = moon_accuracy(params, activation, Xm_test, ym_test)
+        prob = moon_prob(params, activation, grid_np)
     title = f"{activation}, {hidden} units: test {test_acc:.1%}"
-    prob = moon_prob(params, activation, grid_np)
     plot_boundary(prob, extent, Xm_train, ym_train, title=title)
     plt.show()
 
