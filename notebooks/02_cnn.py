@@ -153,6 +153,15 @@ from torch.nn import functional as F
 
 from dlnotes.data import load_images, standin_digits, standin_images
 from dlnotes.env import bf16_is_fast, pick_device, seed_everything
+from dlnotes.explore import (
+    choice,
+    explorer,
+    image_uri,
+    maps_uri,
+    show,
+    slider,
+    table_explorer,
+)
 from dlnotes.layout import conv_memory_format
 from dlnotes.models import lenet5, n_params
 from dlnotes.report import lab_report_rows, lab_report_table, publish
@@ -1660,10 +1669,12 @@ print(
 #
 # ## Explore the networks
 #
-# In a live notebook, pick a network and a test image to see its prediction, its five most
-# likely classes and the feature maps of its first convolution; below it, sort and filter the
-# ablation table and overlay any runs' validation curves. The HTML page shows the same
-# information in the figures above.
+# Pick a network and one of the first twelve test images of its data set: the image with its
+# true and predicted class, the first eight feature maps of the network's first convolution, and
+# its five likeliest classes. The second explorer is the ablation study: sort and filter its
+# table, and click a run's name to overlay its validation curve. Both draw from what this run
+# computed, so the page needs no kernel; in Jupyter, the cells after them also show any test
+# image.
 
 # %% tags=["hide-input"]
 PICKER = {  # network: (model, test images, labels, classes)
@@ -1684,18 +1695,27 @@ def first_conv(model):
     return next(m for m in model.modules() if isinstance(m, nn.Conv2d))
 
 
-def show_prediction(network, index):
-    """One test image, the network's five likeliest classes and the first
-    convolution's feature maps."""
-    model, X, y, classes = PICKER[network]
-    x = X[index : index + 1]
+def predict_with_maps(network, x):
+    """The network's class probabilities for the images x, and the feature
+    maps of its first convolution."""
+    model = PICKER[network][0]
     captured = {}
     hook = first_conv(model).register_forward_hook(
         lambda m, i, o: captured.setdefault("maps", o)
     )
     amp = AMP and network != "first CNN (Fashion-MNIST)"  # as it was trained
-    probs = predict(model, x, amp=amp).softmax(-1)[0].cpu()
+    probs = predict(model, x, amp=amp).softmax(-1).cpu()
     hook.remove()
+    return probs, captured["maps"].float().cpu()
+
+
+def show_prediction(network, index):
+    """One test image, the network's five likeliest classes and the first
+    convolution's feature maps."""
+    _, X, y, classes = PICKER[network]
+    x = X[index : index + 1]
+    probs, maps = predict_with_maps(network, x)
+    probs = probs[0]
     top = probs.topk(5)
     fig = plt.figure(figsize=(6.8, 1.9))
     grid = fig.add_gridspec(1, 3, width_ratios=[0.8, 1.3, 2])
@@ -1708,7 +1728,7 @@ def show_prediction(network, index):
     ax.tick_params(labelsize=7)
     ax.set_xlim(0, 1)
     ax.set_title("top 5", fontsize=8)
-    feature_maps = captured["maps"][0].float().cpu()[:16]
+    feature_maps = maps[0, :16]
     sub = grid[2].subgridspec(2, 8, wspace=0.05, hspace=0.05)
     for j, fm in enumerate(feature_maps):
         a = fig.add_subplot(sub[j // 8, j % 8])
@@ -1718,16 +1738,66 @@ def show_prediction(network, index):
     plt.show()
 
 
-# %% [markdown]
-# Without a kernel, the picker's view for the first test image of three of the networks:
+# %% tags=["hide-input"]
+def prediction_table(picker, count):
+    """The first `count` test images of every network: the image, its first
+    eight feature maps, and (a second table) the five likeliest classes."""
+    rows, top = [], []
+    for network, (_, X, y, classes) in picker.items():
+        probs, maps = predict_with_maps(network, X[:count])
+        for i in range(count):
+            p, k = probs[i].topk(5)
+            rows.append(
+                {"network": network, "index": i,
+                 "truth": classes[int(y[i])], "guess": classes[int(k[0])],
+                 "image": image_uri(X[i]), "maps": maps_uri(maps[i, :8], 4)}
+            )  # fmt: skip
+            top += [
+                {"network": network, "index": i, "rank": r,
+                 "class": classes[int(c)], "p": float(v)}
+                for r, (v, c) in enumerate(zip(p, k, strict=True))
+            ]  # fmt: skip
+    return pd.DataFrame(rows), pd.DataFrame(top)
+
+
+pred_rows, pred_top = prediction_table(PICKER, 12)
+show(
+    explorer(
+        pred_rows,
+        [
+            choice("network", "network", list(PICKER), menu=True),
+            slider("index", "test image", list(range(12)), value=0),
+        ],
+        size=(112, 112),
+        caption=[("true", "truth", None), ("predicted", "guess", None)],
+        more_images=[("maps", (232, 116), "first convolution, 8 maps")],
+        bars=pred_top,
+        bar=dict(x="p", y="class", order="rank", title="probability (top 5)"),
+        title="What each network makes of a test image",
+    )
+)
 
 # %% tags=["hide-input"]
-for network in [
-    "first CNN (Fashion-MNIST)",
-    "ResNet-18 (MNIST)",
-    "VGG16, ours (CIFAR-10)",
-]:
-    show_prediction(network, 0)
+abl_curves = pd.concat(
+    pd.DataFrame(
+        {"run": n, "epoch": np.arange(1, len(h["val_metric"]) + 1),
+         "val acc": h["val_metric"]}
+    )
+    for n, h in abl_histories.items()
+)  # fmt: skip
+show(
+    table_explorer(
+        abl_table.reset_index(),
+        {"best val acc": ".1%", "change vs reference": "+.1%",
+         "training s": ".0f", "lab report: best val acc": ".1%"},
+        key="run",
+        group="group",
+        curves=abl_curves,
+        curve=dict(x="epoch", y="val acc", title="validation accuracy"),
+        chosen=FOCUS,
+        title="The ablations: click a run to overlay its curve",
+    )
+)  # fmt: skip
 
 # %% tags=["remove-cell"]
 # interact_manual draws only when the button is pressed: a widget that draws
