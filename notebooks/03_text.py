@@ -154,6 +154,7 @@ from transformers import AutoModelForSequenceClassification, AutoTokenizer
 
 from dlnotes.data import Vocab, load_imdb, standin_reviews, tokenize
 from dlnotes.env import bf16_is_fast, pick_device, seed_everything
+from dlnotes.explore import shading_explorer, show
 from dlnotes.models import n_params
 from dlnotes.report import lab_report_rows, lab_report_table, publish
 from dlnotes.state import BestWeights, checkpoint_file
@@ -1177,15 +1178,16 @@ plt.show()
 # {glue:text}`both_wrong:,d` reviews fool both networks,
 # {glue:text}`only_lstm_wrong:,d` only the BiLSTM and {glue:text}`only_tf_wrong:,d` only the
 # Transformer; {glue:text}`errors_shared_share:.0%` of the Transformer's mistakes are also the
-# BiLSTM's. Reviews that both get wrong, like the last two in the gallery below, tend to mix
+# BiLSTM's. Reviews that both get wrong, like reviews 5 and 6 in the explorer below, tend to mix
 # praise and blame.
 #
 # ## Explore the models
 #
-# In a live notebook, type or paste a review and press *Run Interact*: both networks give their
-# probability that it is positive, and each word piece is shaded by the attention the
-# Transformer's `[CLS]` position pays to it in the last layer. The HTML page shows the same view
-# for a gallery of test reviews below.
+# Six test reviews: two that both networks get right, two on which they disagree and two that
+# fool both. Pick one and a layer: each word piece is shaded by the attention the Transformer's
+# `[CLS]` position pays to it in that layer (without `[CLS]` and `[SEP]`, scaled to the largest),
+# under both networks' probability that the review is positive. The page draws it from what this
+# run computed; in Jupyter, the cell after it takes any review you type.
 
 
 # %% tags=["hide-input"]
@@ -1239,6 +1241,59 @@ def review_view(text, label=None):
     return review_html(pieces, rows[-1], p_lstm, p_tf, label)
 
 
+# %% tags=["hide-input"]
+picks = []
+for want_lstm, want_tf in (
+    (True, True),
+    (True, False),
+    (False, True),
+    (False, False),
+):
+    hits = (right_lstm == want_lstm).numpy() & (right_tf == want_tf).numpy()
+    # the short ones read best
+    hits = sorted(np.flatnonzero(hits), key=lambda k: len(texts["test"][k]))
+    picks += list(hits[: 2 if want_lstm == want_tf else 1])
+
+
+def shaded_reviews(picks):
+    """Per review: its word pieces with [CLS]'s attention in each layer
+    (scaled to the largest), and (a second table) both P(positive)."""
+    pieces_rows, review_rows = [], []
+    for n, k in enumerate(picks, 1):
+        text = test_texts[k]
+        pieces, p_tf, rows = attention_rows(clf, tokenizer, text, MAX_LEN)
+        w = rows[:, 1:-1] / np.maximum(
+            rows[:, 1:-1].max(1, keepdims=True), 1e-9
+        )
+        for i, piece in enumerate(pieces[1:-1]):
+            layer_w = {f"w{j + 1}": float(w[j, i]) for j in range(len(w))}
+            pieces_rows.append({"review": n, "text": piece, **layer_w})
+        review_rows.append(
+            {"review": n, "label": ["negative", "positive"][int(y_test[k])],
+             "lstm": lstm_positive(lstm_models["ours"], vocab, text, OURS_LEN),
+             "transformer": p_tf}
+        )  # fmt: skip
+    return pd.DataFrame(pieces_rows), pd.DataFrame(review_rows)
+
+
+review_pieces, review_probs = shaded_reviews(picks)
+show(
+    shading_explorer(
+        review_pieces,
+        review_probs,
+        key="review",
+        layers=review_pieces.filter(regex=r"^w\d+$").shape[1],
+        caption=[
+            ("label", "label", None),
+            ("BiLSTM P(positive)", "lstm", ".2f"),
+        ]
+        + [("Transformer P(positive)", "transformer", ".2f")],
+        word_columns=["label"],
+        title="Where the Transformer looks, layer by layer",
+    )
+)
+
+
 # %% tags=["remove-cell"]
 def show_review(review):
     display(HTML(review_view(review)))
@@ -1253,24 +1308,6 @@ widgets.interact_manual(
     ),
 )
 
-# %% [markdown]
-# Without a kernel: six test reviews, two that both networks get right, two on which they
-# disagree and two that fool both (the shading covers the word pieces the Transformer reads).
-
-# %% tags=["hide-input"]
-picks = []
-for want_lstm, want_tf in (
-    (True, True),
-    (True, False),
-    (False, True),
-    (False, False),
-):
-    hits = (right_lstm == want_lstm).numpy() & (right_tf == want_tf).numpy()
-    # the short ones read best
-    hits = sorted(np.flatnonzero(hits), key=lambda k: len(texts["test"][k]))
-    picks += list(hits[: 2 if want_lstm == want_tf else 1])
-gallery = [review_view(test_texts[k], int(y_test[k])) for k in picks]
-display(HTML("".join(gallery)))
 
 # %% [markdown]
 # ## Lab reports and this run
