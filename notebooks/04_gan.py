@@ -143,6 +143,7 @@ from tqdm.auto import tqdm
 
 from dlnotes.data import load_images, standin_digits
 from dlnotes.env import pick_device, seed_everything
+from dlnotes.explore import choice, explorer, image_uri, show, slider
 from dlnotes.models import Judge
 from dlnotes.report import lab_report_rows, lab_report_table, publish
 from dlnotes.state import checkpoint_file, load_state, save_state
@@ -940,10 +941,11 @@ quality_metrics = publish(
 #
 # ## Explore the latent space
 #
-# In a live notebook, the sliders move a point between two latent vectors (chosen by their
-# seeds) and along the DCGAN's first four latent directions. Without a kernel, the strip below
-# walks in ten steps from one sample to another: the digits change smoothly, which is a sign
-# that the generator has learnt a continuous map rather than memorised training images.
+# The strips below walk in ten steps from one sample to another: the digits change smoothly, a
+# sign that the generator has learnt a continuous map rather than memorised training images. The
+# two explorers after them move through generator outputs computed in this run: eight walks at
+# once with one slider, then eight samples pushed along one of the first four latent directions.
+# In Jupyter, the cell after them also takes any pair of seeds and all four directions at once.
 #
 # Each strip draws two latent vectors from their seeds and generates the ten points
 # $(1 - t)\,z_a + t\,z_b$ for $t$ from 0 to 1 in one batch. A straight line is the simplest
@@ -966,7 +968,9 @@ def explore(seed_a=1, seed_b=2, t=0.0, dim0=0.0, dim1=0.0, dim2=0.0, dim3=0.0):
     plt.show()
 
 
-widgets.interact(
+# interact_manual draws only when the button is pressed: a widget that draws
+# while the cell runs can deadlock papermill's client (jupyter/nbclient#312).
+widgets.interact_manual(
     explore,
     seed_a=widgets.IntSlider(value=1, min=0, max=99),
     seed_b=widgets.IntSlider(value=2, min=0, max=99),
@@ -1003,6 +1007,55 @@ fig, ax = plt.subplots(figsize=(6.8, 2.3))
 title = "three walks between two latent vectors (DCGAN)"
 show_grid(strips, columns=10, ax=ax, title=title)
 plt.show()
+
+
+# %% tags=["hide-input"]
+def latents(seeds, latent):
+    """One latent vector per seed, each drawn from a generator of its own."""
+    return torch.cat([
+        torch.randn(1, latent, device=device,
+                    generator=torch.Generator(device).manual_seed(s))
+        for s in seeds
+    ])  # fmt: skip
+
+
+@torch.no_grad()
+def digits_uri(G, z):
+    """The digits G draws for the latent vectors z, in one row, as a PNG."""
+    images = G(z).float().cpu()[:, 0]  # (n, 28, 28) in [-1, 1]
+    return image_uri(torch.cat(list(images), dim=1), value_range=(-1, 1))
+
+
+z_a, z_b = latents(range(11, 19), LATENT), latents(range(21, 29), LATENT)
+ts = [round(t, 1) for t in np.linspace(0, 1, 11)]
+walk_rows = pd.DataFrame(
+    [{"t": t, "image": digits_uri(dc_G, (1 - t) * z_a + t * z_b)} for t in ts]
+)
+base = latents(range(31, 39), LATENT)
+shifts = [k / 2 for k in range(-6, 7)]
+push_rows = []
+for d in range(4):
+    for shift in shifts:
+        z = base.clone()
+        z[:, d] += shift
+        push_rows.append({"direction": d + 1, "shift": shift,
+                          "image": digits_uri(dc_G, z)})  # fmt: skip
+row_size = (8 * 28 * 2, 28 * 2)  # eight digits at twice their pixels
+show(
+    explorer(walk_rows, [slider("t", "t", ts, value=0.0)], size=row_size,
+             caption=[("t =", "t", ".1f")],
+             title="Eight walks from z_a (t = 0) to z_b (t = 1)")
+)  # fmt: skip
+show(
+    explorer(
+        pd.DataFrame(push_rows),
+        [choice("direction", "direction", [1, 2, 3, 4], value=1),
+         slider("shift", "shift", shifts, value=0.0)],
+        size=row_size,
+        caption=[("shift", "shift", "+.1f")],
+        title="Eight samples pushed along one latent direction",
+    )
+)  # fmt: skip
 
 # %% [markdown]
 # ## Lab reports and this run
