@@ -108,6 +108,14 @@ from sklearn.model_selection import train_test_split
 from torch import nn
 
 from dlnotes.env import pick_device, seed_everything
+from dlnotes.explore import (
+    boundary_uri,
+    choice,
+    explorer,
+    show,
+    slider,
+    uri_bytes,
+)
 from dlnotes.models import n_params
 from dlnotes.report import lab_report_table, publish
 from dlnotes.train import binary_accuracy, evaluate, fit
@@ -437,12 +445,16 @@ plt.show()
 # ## Watching the boundaries form
 #
 # Each animation plays the snapshots of one network, from its initial weights to the last step
-# (the step counter is in the title). In Jupyter the explorer below lets you pick an activation and
-# scrub through training; the book shows the animations instead, which need no running kernel.
+# (the step counter is in the title): ReLU, sorting, and two of the failures. The explorer after
+# them holds the snapshots of every network: pick an activation and move through its training, or
+# press ▶ to play it.
 
 # %% tags=["hide-input"]
+# Four GIFs, one row: the explorer below plays every network's snapshots.
+gallery = [n for n in ("relu", "sort", "sign", "tan") if n in runs]
 gifs = {}
-for name, run in runs.items():
+for name in gallery or names[:4]:
+    run = runs[name]
     titles = [f"{name}, step {s}" for s in run["frame_steps"]]
     # Four GIFs across the column: about 165 px each, drawn at that size.
     anim = animate_boundary(
@@ -460,6 +472,88 @@ print(
     f"{len(gifs)} GIFs, {sum(map(len, gifs.values())) / 1e6:.1f} MB together"
 )
 
+# %% [markdown]
+# ### Explore the snapshots
+#
+# Pick an activation and move the slider: the boundary at that snapshot, with its step, training
+# accuracy and loss underneath, and beside it the training and test loss of the whole run on a
+# logarithmic axis, the dashed line at the step shown. A curve that stops has left the finite
+# numbers. Everything comes from the snapshots this run stored, so the page needs no kernel: the
+# folded cell below builds a table with one row per snapshot, the boundary as a small PNG, and
+# `explorer` makes it a Vega-Lite chart whose controls pick a row.
+
+
+# %% tags=["hide-input"]
+def snapshot_table(runs, results):
+    """One row per (activation, snapshot): step, accuracy, loss, boundary."""
+    rows = []
+    for name, run in runs.items():
+        h = run["history"]
+        # A snapshot is taken before its step's update, so the step's values
+        # are those of the weights shown; the last snapshot is the final model.
+        accs = [*h["train_metric"], results.loc[name, "train acc"]]
+        losses = [*h["train_loss"], results.loc[name, "train loss"]]
+        for i, step in enumerate(run["frame_steps"]):
+            rows.append(
+                {"activation": name, "snapshot": i, "step": step,
+                 "train_acc": accs[step], "train_loss": losses[step],
+                 "image": boundary_uri(run["frames"][i])}
+            )  # fmt: skip
+    return pd.DataFrame(rows)
+
+
+def loss_curves(runs, points=150):
+    """Train and test loss of every run at about `points` steps (finite)."""
+    parts = []
+    for name, run in runs.items():
+        h = run["history"]
+        at = np.unique(
+            np.linspace(0, len(h["train_loss"]) - 1, points).round()
+        )
+        # Training loss is taken before a step's update, test loss after it.
+        for key, series, shift in (
+            ("train_loss", "train", 0),
+            ("val_loss", "test", 1),
+        ):
+            loss = np.asarray(h[key])[at.astype(int)]
+            ok = np.isfinite(loss) & (loss > 0)
+            parts.append(
+                pd.DataFrame({"activation": name, "step": at[ok] + shift,
+                              "loss": loss[ok], "series": series})
+            )  # fmt: skip
+    return pd.concat(parts, ignore_index=True)
+
+
+# %% tags=["hide-input"]
+snapshot_rows = snapshot_table(runs, results)
+train_points = pd.DataFrame(
+    {"x": X_train_np[:, 0], "y": X_train_np[:, 1], "label": y_train_np}
+)
+first = "relu" if "relu" in runs else names[0]
+controls = [
+    choice("activation", "activation", list(runs), value=first, menu=True),
+    slider("snapshot", "snapshot", sorted(set(snapshot_rows["snapshot"]))),
+]
+caption = [("step", "step", "d"), ("train accuracy", "train_acc", ".1%")]
+caption += [("loss", "train_loss", ".3f")]
+curve = dict(x="step", y="loss", series="series", at="step", scale="log")
+curve["title"] = "loss (log scale)"
+show(
+    explorer(
+        snapshot_rows,
+        controls,
+        caption=caption,
+        points=train_points,
+        extent=extent,
+        curves=loss_curves(runs),
+        curve=curve,
+        size=(270, 270),
+        title="Decision boundary and loss during training",
+    )
+)
+image_kb = sum(map(uri_bytes, snapshot_rows["image"])) / 1e3
+print(f"{len(snapshot_rows)} snapshots, {image_kb:.0f} kB of boundary images")
+
 
 # %% tags=["remove-cell"]
 def show_snapshot(activation, snapshot):
@@ -472,7 +566,10 @@ def show_snapshot(activation, snapshot):
     plt.show()
 
 
-widgets.interact(
+# interact_manual draws only when the button is pressed: a widget that draws
+# while the cell runs can deadlock papermill's client (jupyter/nbclient#312),
+# and this chapter's run hung on it once.
+widgets.interact_manual(
     show_snapshot,
     activation=widgets.Dropdown(options=list(runs), description="activation"),
     snapshot=widgets.IntSlider(
