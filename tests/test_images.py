@@ -6,6 +6,7 @@ import io
 
 import matplotlib
 import numpy as np
+import pytest
 from PIL import Image
 
 from dlnotes.runner.images import MIN_PSNR, lighten_images, palette_png
@@ -37,6 +38,7 @@ def test_a_figure_gets_a_palette_and_stays_within_the_psnr_bound():
     lighter = palette_png(original)
     assert lighter is not None and len(lighter) < len(original)
     assert Image.open(io.BytesIO(lighter)).mode == "P"
+    assert Image.open(io.BytesIO(lighter)).info["dpi"] == pytest.approx((150, 150), abs=0.1)
     mse = ((_rgb(original) - _rgb(lighter)) ** 2).mean()
     assert 10 * np.log10(255**2 / mse) >= MIN_PSNR
 

@@ -49,7 +49,8 @@ def palette_png(data: bytes) -> bytes | None:
         if mse and 10 * np.log10(255**2 / mse) < MIN_PSNR:
             return None
     buffer = io.BytesIO()
-    quantized.save(buffer, format="PNG", optimize=True)
+    keep = {"dpi": image.info["dpi"]} if "dpi" in image.info else {}  # the figure's scale
+    quantized.save(buffer, format="PNG", optimize=True, **keep)
     smaller = buffer.getvalue()
     return smaller if len(smaller) < len(data) else None
 
