@@ -388,3 +388,96 @@ def test_tables_have_one_style_and_pages_print_without_cut_code(site, browser_pa
         == "none"
     )
     page.emulate_media(media="screen")
+
+
+# Chapters whose page carries a kernel-free explorer; the others are still to come (issue: explore
+# in the browser). strict: a chapter that gains one must be moved into the list.
+_EXPLORERS = {"01_mlp", "02_cnn", "03_text", "04_gan", "07_activations"}
+_ALL_CHAPTERS = sorted(p.stem for p in (ROOT / "notebooks").glob("[0-9][0-9]_*.py"))
+_DRAWN = """box => [...box.querySelectorAll('svg image')].map(i => i.getAttribute('href')).join()
+    + '|' + [...box.querySelectorAll('svg text')].map(t => t.textContent).join('/')
+    + '|' + [...box.querySelectorAll('svg path')].map(p => [p.getAttribute('d'),
+      p.getAttribute('opacity'), p.getAttribute('fill-opacity'), p.getAttribute('fill')].join()).join()"""
+
+
+def _controls(box):
+    """Every control of one explorer: (kind, locator)."""
+    found = []
+    for kind, selector in (("select", "select"), ("radio", ".vega-bind-radio"),
+                           ("range", "input[type=range]")):  # fmt: skip
+        for i in range(box.locator(f".vega-bind {selector}").count()):
+            found.append((kind, box.locator(f".vega-bind {selector}").nth(i)))
+    return found
+
+
+def _move(kind, control):
+    if kind == "select":
+        current = control.input_value()
+        options = [o for o in control.locator("option").all_inner_texts() if o != current]
+        control.select_option(label=options[0])
+    elif kind == "radio":
+        control.locator("input:not(:checked)").first.check()
+    else:  # a range: to the other end from where it stands
+        low, value = control.get_attribute("min"), control.input_value()
+        target = control.get_attribute("max") if value == low else low
+        control.evaluate(
+            "(el, v) => { el.value = v; el.dispatchEvent(new Event('input')); }", target
+        )
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("language", ["en", "zh"])
+@pytest.mark.parametrize(
+    "chapter",
+    [c if c in _EXPLORERS else pytest.param(c, marks=pytest.mark.xfail(
+        strict=True, reason="no kernel-free explorer yet (issue: explore in the browser)"))
+     for c in _ALL_CHAPTERS],
+)  # fmt: skip
+def test_explorers_answer_every_control_offline_in_both_languages(
+    site, browser_page, chapter, language
+):
+    page, errors = browser_page, []
+    page.on("console", lambda m: errors.append(m.text) if m.type == "error" else None)
+    page.on("pageerror", lambda e: errors.append(str(e)))
+    page.goto((site / language / "chapters" / f"{chapter}.html").as_uri())
+    boxes = page.locator("div.dlnotes-explorer")
+    assert boxes.count() >= 1, f"{chapter}: no explorer on the page"
+    page.wait_for_function(
+        "n => document.querySelectorAll('div.dlnotes-explorer[data-ready]').length === n",
+        arg=boxes.count(), timeout=30_000,
+    )  # fmt: skip
+    for b in range(boxes.count()):
+        box = boxes.nth(b)
+        controls = _controls(box)
+        assert controls, f"{chapter}: explorer {b} has no controls"
+        names = box.locator(".vega-bind-name").all_inner_texts()
+        if language == "zh":  # the controls speak the page's language
+            assert all(re.search(r"[\u4e00-\u9fff]", n) or n.strip() in ("λ",) for n in names), (
+                names
+            )
+        for kind, control in controls:
+            before = box.evaluate(_DRAWN)
+            _move(kind, control)
+            page.wait_for_function(f"([box, before]) => ({_DRAWN})(box) !== before",
+                                   arg=[box.element_handle(), before], timeout=5_000)  # fmt: skip
+        if box.locator("button.dlnotes-play").count():  # ▶ steps the slider by itself
+            before = box.evaluate(_DRAWN)
+            box.locator("button.dlnotes-play").first.click()
+            page.wait_for_function(f"([box, before]) => ({_DRAWN})(box) !== before",
+                                   arg=[box.element_handle(), before], timeout=5_000)  # fmt: skip
+    assert not errors, errors
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("language", ["en", "zh"])
+@pytest.mark.parametrize(
+    "chapter",
+    [c if c != "05_cyclegan" else pytest.param(c, marks=pytest.mark.xfail(
+        strict=True, reason="its photo grids weigh 3 MB; to be cut when it is restructured"))
+     for c in _ALL_CHAPTERS],
+)  # fmt: skip
+def test_chapter_pages_weigh_under_3_mb_with_their_explorers(site, chapter, language):
+    from dlnotes.runner.book import page_weight
+
+    weight = page_weight(site / language / "chapters" / f"{chapter}.html")
+    assert weight["total"] < 3_000_000, weight
