@@ -1188,6 +1188,14 @@ plt.show()
 # `[CLS]` position pays to it in that layer (without `[CLS]` and `[SEP]`, scaled to the largest),
 # under both networks' probability that the review is positive. The page draws it from what this
 # run computed; in Jupyter, the cell after it takes any review you type.
+#
+# What to look for, in this run: in layer 1 `[CLS]` spreads its attention over punctuation and
+# small words (commas and *a* in review 1, full stops and question marks in review 5); from layer
+# 2 on it moves to the words that carry the content (*script*, *story*, *mess* in review 1), and
+# in the last layer it gathers on those that carry the verdict: *mess*, and *fails* in review 5, a
+# positive review that both networks call negative. The shading shows where the classifier's
+# position reads from, not why it decides: by the last layer every position has already mixed in
+# its neighbours.
 
 
 # %% tags=["hide-input"]
