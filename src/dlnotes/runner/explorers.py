@@ -19,6 +19,7 @@ from pathlib import Path
 
 from docutils import nodes
 
+from ..explore import messages
 from .tables import add_unseen_messages, page_gettext
 
 __all__ = ["explorer_specs", "translate_spec", "setup", "VEGA_JS", "JupyterView"]
@@ -49,10 +50,6 @@ def explorer_specs(raw: str) -> list[dict]:
     return [json.loads(m.group(2).replace("<\\/", "</")) for m in _BLOCK.finditer(raw)]
 
 
-def _messages(spec: dict) -> list[str]:
-    return list(spec.get("usermeta", {}).get("dlnotes", {}).get("messages", []))
-
-
 def translate_spec(spec: dict, gettext) -> tuple[dict, int]:
     """Return the spec with its words translated by ``gettext``; and how many strings changed.
 
@@ -62,7 +59,7 @@ def translate_spec(spec: dict, gettext) -> tuple[dict, int]:
     values stay: the filters still find their rows.
     """
     meta = spec.get("usermeta", {}).get("dlnotes", {})
-    words = {m: gettext(m) for m in _messages(spec)}
+    words = {m: gettext(m) for m in messages(spec)}
     words = {m: t for m, t in words.items() if t and t != m}
     if not words:
         return spec, 0
@@ -139,7 +136,7 @@ def _outputs(doctree):
 def _extract(app, doctree, docname) -> None:
     """gettext build: add the explorers' words to the page's catalog."""
     found = ((m, node) for node in _outputs(doctree)
-             for spec in explorer_specs(node.astext()) for m in _messages(spec))  # fmt: skip
+             for spec in explorer_specs(node.astext()) for m in messages(spec))  # fmt: skip
     add_unseen_messages(app, doctree, docname, found, "dlnotes-explorer-messages")
 
 
@@ -188,8 +185,3 @@ def setup(app):
     app.connect("doctree-resolved", _extract)
     app.connect("doctree-resolved", _translate)
     app.connect("html-page-context", _load_on_pages_with_explorers)
-
-
-def words_of(raw: str) -> list[str]:
-    """Return every explorer word in one HTML output (tests, and the catalogs' completeness)."""
-    return [m for spec in explorer_specs(raw) for m in _messages(spec)]
