@@ -161,7 +161,7 @@ def _write_vega(app) -> None:
         return
     import vl_convert
 
-    folder = Path(app.doctreedir).parent / "dlnotes-static"
+    folder = Path(app.doctreedir) / "dlnotes-static"  # beside the doctrees, not in the site
     folder.mkdir(parents=True, exist_ok=True)
     target = folder / VEGA_JS
     # The bundle declares its helpers at the top level (``const _`` …), which would collide with
