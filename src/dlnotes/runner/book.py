@@ -11,6 +11,7 @@ from urllib.parse import unquote
 from ..files import write_atomic
 from .chapter import Chapter, ChapterError, list_chapters
 from .execute import run_chapter
+from .explorers import explorer_blocks
 from .parallel import ChapterJob, run_jobs, summary_table
 
 __all__ = [
@@ -27,9 +28,6 @@ LANGUAGES = {"en": "en", "zh_CN": "zh"}
 
 
 _LOCAL_SRC = re.compile(r'<(?:img|source)\b[^>]*\bsrc="([^":#?]+)"')
-_EXPLORER_DATA = re.compile(
-    r'<div class="dlnotes-explorer">.*?<script type="application/json">(.*?)</script>', re.S
-)
 
 
 def page_weight(page: Path) -> dict[str, int]:
@@ -40,7 +38,7 @@ def page_weight(page: Path) -> dict[str, int]:
     text = page.read_text(encoding="utf-8")
     linked = {page.parent / unquote(src) for src in _LOCAL_SRC.findall(text)}
     images = sum(p.stat().st_size for p in linked if p.is_file())
-    explorers = sum(len(m.encode("utf-8")) for m in _EXPLORER_DATA.findall(text))
+    explorers = sum(len(m.group(2).encode("utf-8")) for m in explorer_blocks(text))
     html_bytes = len(text.encode("utf-8"))
     return {"total": html_bytes + images, "html": html_bytes, "images": images,
             "explorers": explorers}  # fmt: skip

@@ -19,10 +19,10 @@ from pathlib import Path
 
 from docutils import nodes
 
-from ..explore import messages
+from ..explore import JUPYTER_MIME, messages
 from .tables import add_unseen_messages, page_gettext
 
-__all__ = ["explorer_specs", "translate_spec", "setup", "VEGA_JS", "JupyterView"]
+__all__ = ["explorer_blocks", "explorer_specs", "translate_spec", "setup", "VEGA_JS", "JupyterView"]
 
 VEGA_JS = "dlnotes-vega.js"  # Vega, Vega-Lite and vega-embed in one script (vl-convert's bundle)
 _BLOCK = re.compile(
@@ -40,14 +40,17 @@ class JupyterView:
 
     @staticmethod
     def handle_mime(renderer, data, inline):
-        from ..explore import JUPYTER_MIME
-
         return [] if data.mime_type == JUPYTER_MIME else None
+
+
+def explorer_blocks(raw: str):
+    """The explorers of one HTML output, as matches: group 2 is each one's JSON spec."""
+    return _BLOCK.finditer(raw)
 
 
 def explorer_specs(raw: str) -> list[dict]:
     """Return the specs of the explorers in one HTML output."""
-    return [json.loads(m.group(2).replace("<\\/", "</")) for m in _BLOCK.finditer(raw)]
+    return [json.loads(m.group(2).replace("<\\/", "</")) for m in explorer_blocks(raw)]
 
 
 def translate_spec(spec: dict, gettext) -> tuple[dict, int]:
