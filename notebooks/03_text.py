@@ -481,6 +481,18 @@ ngram_metrics = publish(
 # job. **Longer inputs**. **Early stopping** on the validation accuracy, keeping the best weights.
 # With dropout in place it can also learn faster, at a learning rate of
 # {glue:text}`ours_lr:.0e`.
+#
+# The next two cells hold both networks. `BiLSTMClassifier` is the recipe's network and ours at
+# once, and three switches decide which: `dropout` (0 in the recipe) acts on the word vectors,
+# between the two LSTMs and in the head; `pool` picks what the head reads; `packed` lets the
+# LSTMs skip the padding instead of only masking it before the max-pool. The sizes (`emb`,
+# `hidden`) are the same in every run, so a run is described completely by its entry in
+# `LSTM_RUNS` (folded further down: the recipe's settings and ours, as the two paragraphs above
+# describe them). `packed_lstms` comes first because the classifier calls it. It gives PyTorch
+# each review's real length (at least one word, so that an empty review is still a sequence) and
+# leaves the sorting by length to it (`enforce_sorted=False`), applies the dropout between the
+# layers to the packed data directly, and pads the outputs back to the input's length, so that
+# the mask and the max-pool that follow see the same shapes with packing as without it.
 
 
 # %%
