@@ -530,6 +530,10 @@ class ResNet(nn.Module):
 # The attribute names (`conv1`, `bn1`, `layer1` to `layer4`, `downsample`, `fc`) are
 # torchvision's: that is what lets the next cell load torchvision's weights into it and compare
 # the two networks' outputs.
+#
+# `train_arch` (folded below) trains any of the three with Adam, a cosine schedule and the
+# engine's `fit`, its checkpoint keyed by the run's settings and by the source of the functions
+# that build and train it; VGG-11 sees the digits padded to 32×32 for its five halvings.
 
 # %% tags=["hide-input"]
 # Our ResNet-18 at torchvision's settings is torchvision's ResNet-18.
@@ -553,7 +557,7 @@ oracle = publish(
 del reference, ours, vgg_reference
 
 
-# %%
+# %% tags=["hide-input"]
 def pad32(x):
     """Digits padded to 32×32 for VGG's five halvings, with the background."""
     return F.pad(x, (2, 2, 2, 2), value=float(x.min()))
@@ -1284,7 +1288,7 @@ REFERENCE = {  # the run each change is measured against (others: improved)
 # fraction of training as the report's 7 of 25 epochs.
 
 
-# %%
+# %% tags=["hide-input"]
 def ablation_run(name, seed, train, val, *, stem="imagenet", width_factor=1.0,
                  norm="batch", residual=True, dropout=0.0, blocks=(2, 2, 2, 2),
                  flips=False, decay=True, lr=ABL_LR):  # fmt: skip
@@ -1556,15 +1560,15 @@ abl_metrics = publish(
 # *This section is ours.* The report's VGG16 needed 12.9 minutes of GPU time for 77.8% on
 # CIFAR-10. How long does a network designed for speed need to match it on the device this
 # chapter runs on? The recipe is the one the speed benchmark measured best for MNIST, scaled to
-# colour images: a small convolutional network (four 3×3 convolutions with batch normalisation and
-# three max-pools, global max-pooling), channels-last memory and bf16 autocast, SGD with
-# Nesterov momentum and a one-cycle schedule, label smoothing 0.1, weight decay 5e-4, batches of
-# 256, shifts of up to 2 pixels and mirroring, all 50,000 training images held as one tensor on
-# the device. The clock counts training only, as the report's minutes did; evaluation after each
-# epoch is not counted.
+# colour images: a small convolutional network (four 3×3 convolutions with batch normalisation
+# and three max-pools, global max-pooling), channels-last memory, bf16 autocast where the device
+# computes it fast, SGD with Nesterov momentum and a one-cycle schedule, label smoothing 0.1,
+# weight decay 5e-4, batches of 256, shifts of up to 2 pixels and mirroring, all 50,000 training
+# images held as one tensor on the device. The clock counts training only, as the report's
+# minutes did; evaluation after each epoch is not counted.
 
 
-# %%
+# %% tags=["hide-input"]
 def speed_cnn(width):
     def cbr(c_in, c_out):
         return [
