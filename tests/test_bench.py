@@ -9,6 +9,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "bench"))
 
 import labstyle  # noqa: E402
 import models  # noqa: E402
+import overhead  # noqa: E402
 import peers  # noqa: E402
 import speed  # noqa: E402
 
@@ -87,3 +88,38 @@ def test_peer_recipes_have_their_published_networks_and_the_summary_counts_seeds
     assert [r[0] for r in table] == ["fast-MNIST (tuomaso)", "dlnotes speedrun"]
     assert len(headers) == len(table[0]) and table[1][3] == "0.50" and table[1][6] == "2 / 3"
     assert bench_rows({"summary": peers.summary(rows)}, "zh_CN")[0][1][1][0] == "dlnotes 速通"
+
+
+def test_overhead_pairs_both_loops_on_one_network_and_the_appendix_reads_it(monkeypatch):
+    from dlnotes.env import bf16_is_fast
+
+    # Two tiny tasks, two rounds: each loop trains every round, in alternating order.
+    monkeypatch.setattr(overhead, "TASKS", {
+        "MLP": ("mlp", (1, 28, 28), 32, 64, False),
+        "LeNet": ("lenet", (1, 28, 28), 32, 64, False),
+    })  # fmt: skip
+    runs = [overhead.measure(name, torch.device("cpu"), rounds=2) for name in ("MLP", "LeNet")]
+    for r in runs:
+        assert len(r["speeds"]["bare"]) == len(r["speeds"]["engine"]) == 2
+        lo, hi = r["ratio_range"]
+        assert 0 < lo <= r["ratio_median"] <= hi and r["amp"] == bf16_is_fast("cpu")
+    assert runs[0]["layout"] == "contiguous"  # no convolution, no layout choice
+    result = {"kind": "overhead", "runs": runs}
+    ((headers, rows),) = bench_rows(result)
+    assert [row[0] for row in rows] == ["MLP", "LeNet"] and len(headers) == len(rows[0])
+    assert rows[0][5] == f"{runs[0]['ratio_median']:.1%}"
+    assert bench_rows(result, "zh_CN")[0][0][3] == "裸循环（样本/秒）"
+    assert overhead.table(result).count("\n") == 3  # header, rule, two rows
+
+
+def test_the_bare_loop_trains():
+    torch.manual_seed(0)
+    X, y = torch.randn(256, 1, 28, 28), torch.randint(0, 10, (256,))
+    model = models.mlp(32)
+    opt = torch.optim.Adam(model.parameters(), lr=1e-2)
+    loss_fn = torch.nn.CrossEntropyLoss()
+    before = float(loss_fn(model(X), y))
+    g = torch.Generator().manual_seed(0)
+    for _ in range(20):
+        overhead.bare_epoch(model, opt, loss_fn, X, y, 64, False, g)
+    assert float(loss_fn(model(X), y)) < 0.5 * before  # it memorises 256 random labels

@@ -221,7 +221,9 @@ _BENCH_WORDS = {
            "peers": ["Recipe", "Runs", "Median wall time (s)", "× fast-MNIST", "Mean test acc.",
                      "Lowest", "Runs at 99%"],
            "fast-mnist": "fast-MNIST (tuomaso)", "pytorch-examples": "pytorch/examples MNIST",
-           "ours": "dlnotes speedrun"},
+           "ours": "dlnotes speedrun",
+           "overhead": ["Model", "Batch", "Precision, layout", "Bare loop (samples/s)",
+                        "Engine (samples/s)", "Engine / bare (median)", "Range"]},
     "zh_CN": {"loops": ["任务", "循环", "批大小", "样本/秒", "加速比", "测试准确率",
                         "达到目标用时（秒）", "峰值内存（MiB）"],
               "speedrun": ["任务", "随机种子", "总用时（秒）", "测试准确率"],
@@ -231,7 +233,9 @@ _BENCH_WORDS = {
               "peers": ["配方", "运行次数", "总用时中位数（秒）", "相对 fast-MNIST", "平均测试准确率",
                         "最低", "达到 99% 的次数"],
               "fast-mnist": "fast-MNIST（tuomaso）", "pytorch-examples": "pytorch/examples MNIST",
-              "ours": "dlnotes 速通"},
+              "ours": "dlnotes 速通",
+              "overhead": ["模型", "批大小", "精度、内存布局", "裸循环（样本/秒）", "引擎（样本/秒）",
+                           "引擎 / 裸循环（中位数）", "范围"]},
 }  # fmt: skip
 
 
@@ -243,8 +247,16 @@ _BENCH_MISSING = {
 
 def bench_rows(result: dict, language: str = "en") -> list[tuple[list[str], list[list[str]]]]:
     """Return the benchmark result as (headers, rows) tables: the loop pairs and the speedruns,
-    or, for a peers result (``bench/peers.py``), one row per recipe."""
+    or, for a peers result (``bench/peers.py``), one row per recipe, or, for an overhead result
+    (``bench/overhead.py``), one row per model."""
     words = _BENCH_WORDS.get(language, _BENCH_WORDS["en"])
+    if result.get("kind") == "overhead":
+        rows = [[r["model"], str(r["batch"]), f"{'bf16' if r['amp'] else 'fp32'}, {r['layout']}",
+                 f"{r['bare_samples_per_s']:,.0f}", f"{r['engine_samples_per_s']:,.0f}",
+                 f"{r['ratio_median']:.1%}",
+                 f"{r['ratio_range'][0]:.0%}–{r['ratio_range'][1]:.0%}"]
+                for r in result["runs"]]  # fmt: skip
+        return [(words["overhead"], rows)]
     if "summary" in result:
         base = result["summary"].get("fast-mnist", {}).get("median_seconds")
         rows = [[words.get(recipe, recipe), str(s["runs"]), f"{s['median_seconds']:.1f}",
@@ -295,6 +307,7 @@ class BenchTables(SphinxDirective):
         where = nodes.paragraph()
         where += nodes.literal(
             text=f"{result['machine']} · torch {result['torch']} · {result['date']}"
+            + "".join(f" · {flag}" for flag in result.get("cpu", {}).get("flags", []))
         )
         box += where
         box.extend(_table(headers, rows) for headers, rows in bench_rows(result, language))
