@@ -44,14 +44,23 @@ class BiLSTM(nn.Module):
         return self.head(out[:, -1]).squeeze(-1)  # the last step, as Keras' LSTM returns it
 
 
-def speedrun_cnn(widths=(16, 32, 64)) -> nn.Module:
-    """Return the small BN convnet of the CPU MNIST speedrun: three conv stages, global max-pool."""
+def speedrun_cnn(widths=(16, 32, 64), first_kernel: int = 3, pool_first: bool = False) -> nn.Module:
+    """Return the small BN convnet of the CPU MNIST speedrun: three conv stages, global max-pool.
 
-    def block(cin, cout):
-        return [nn.Conv2d(cin, cout, 3, padding=1, bias=False), nn.BatchNorm2d(cout), nn.ReLU()]
+    ``pool_first`` max-pools the first two convolutions' outputs before their batch norm and ReLU
+    rather than after (as the fast-MNIST recipe pools before its ReLUs): a quarter of the
+    normalisation and activation work at the two largest resolutions. The ReLU commutes with the
+    max-pool; the batch norm then sees the pooled statistics.
+    """
+
+    def block(cin, cout, k=3, pool=False):
+        conv = nn.Conv2d(cin, cout, k, padding=k // 2, bias=False)
+        if pool and pool_first:
+            return [conv, nn.MaxPool2d(2), nn.BatchNorm2d(cout), nn.ReLU()]
+        return [conv, nn.BatchNorm2d(cout), nn.ReLU(), *([nn.MaxPool2d(2)] if pool else [])]
 
     a, b, c = widths
-    return nn.Sequential(*block(1, a), nn.MaxPool2d(2), *block(a, b), nn.MaxPool2d(2),
+    return nn.Sequential(*block(1, a, first_kernel, pool=True), *block(a, b, pool=True),
                          *block(b, c), nn.AdaptiveMaxPool2d(1), nn.Flatten(), nn.Linear(c, 10))  # fmt: skip
 
 

@@ -25,6 +25,8 @@ from pathlib import Path
 import torch
 from torch import nn
 
+from dlnotes.env import cpu_features
+
 HERE = Path(__file__).resolve().parent
 
 
@@ -226,31 +228,8 @@ def machine(device: torch.device) -> str:
     """Return a short description of the hardware, e.g. 'cpu: AMD EPYC (2 threads)'."""
     if device.type == "cuda":
         return f"cuda: {torch.cuda.get_device_name(device)}"
-    name = cpu_flags()["model"] or platform.processor() or platform.machine()
+    name = cpu_features()["model"] or platform.processor() or platform.machine()
     return f"cpu: {name} ({torch.get_num_threads()} threads)"
-
-
-def cpu_flags() -> dict:
-    """Return the CPU's model name and the flags that decide precision on it."""
-    info = {"model": "", "family/model": "", "flags": []}
-    try:
-        text = Path("/proc/cpuinfo").read_text()
-    except OSError:
-        return info
-    family = ""
-    for line in text.splitlines():
-        key, _, value = (part.strip() for part in line.partition(":"))
-        if key == "model name" and not info["model"]:
-            info["model"] = value
-        if key == "cpu family" and not family:
-            family = value
-        if key == "model" and family and not info["family/model"]:  # "AMD EPYC" names no generation
-            info["family/model"] = f"{family}/{value}"
-        if line.startswith("flags") and not info["flags"]:
-            have = set(line.split(":", 1)[1].split())
-            wanted = ("avx2", "avx512f", "avx512_bf16", "amx_bf16", "amx_tile", "fma")
-            info["flags"] = [f for f in wanted if f in have]
-    return info
 
 
 def main(argv: list[str] | None = None) -> None:
@@ -287,7 +266,7 @@ def main(argv: list[str] | None = None) -> None:
     )
     for data in sorted(needed):  # fetch and cache the datasets first, so no child pays for it
         load_imdb(progress=False) if data == "imdb" else load_images(data, progress=False)
-    result = {"machine": machine(device), "cpu": cpu_flags(), "device": device.type, "torch": torch.__version__,
+    result = {"machine": machine(device), "cpu": cpu_features(), "device": device.type, "torch": torch.__version__,
               "date": time.strftime("%Y-%m-%d"), "tasks": {}, "speedrun": []}  # fmt: skip
     for name in [n for n in only if n in TASKS]:
         runs = {}

@@ -123,3 +123,28 @@ def test_the_bare_loop_trains():
     for _ in range(20):
         overhead.bare_epoch(model, opt, loss_fn, X, y, 64, False, g)
     assert float(loss_fn(model(X), y)) < 0.5 * before  # it memorises 256 random labels
+
+
+def test_speedrun_pools_first_and_decides_its_precision_on_the_device(monkeypatch):
+    import speedrun
+
+    from dlnotes.env import bf16_is_fast
+
+    net = models.speedrun_cnn((4, 8, 8), first_kernel=5, pool_first=True)
+    kinds = [type(m).__name__ for m in net]
+    pooled_first = ["Conv2d", "MaxPool2d", "BatchNorm2d", "ReLU"]
+    assert kinds[:4] == kinds[4:8] == pooled_first and "MaxPool2d" not in kinds[8:]
+    assert net[0].kernel_size == (5, 5)
+    assert net(torch.randn(2, 1, 28, 28)).shape == (2, 10)
+    # The default is the earlier network (overhead.py's "speedrun CNN"): pooling after the ReLU.
+    assert [type(m).__name__ for m in models.speedrun_cnn()][:4] == ["Conv2d", "BatchNorm2d", "ReLU",
+                                                                      "MaxPool2d"]  # fmt: skip
+
+    g = torch.Generator().manual_seed(0)
+    tiny = {"train": (torch.randn(640, 1, 28, 28, generator=g), torch.randint(0, 10, (640,), generator=g)),
+            "test": (torch.randn(64, 1, 28, 28, generator=g), torch.randint(0, 10, (64,), generator=g))}  # fmt: skip
+    monkeypatch.setattr(speedrun, "load_images", lambda *a, **k: tiny)
+    result = speedrun.mnist(torch.device("cpu"), widths=(4, 8, 8))
+    recipe = result["recipe"]
+    assert recipe["amp"] is bf16_is_fast("cpu") and recipe["widths"] == (4, 8, 8)
+    assert 0.0 <= result["test_acc"] <= 1.0 and result["seconds"] > 0

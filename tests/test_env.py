@@ -53,3 +53,43 @@ def test_chapters_ask_the_device_before_bf16_autocast():
         source = (notebooks / f"{chapter}.py").read_text(encoding="utf-8")
         assert "amp=True" not in source and "AMP = True" not in source, chapter
         assert "AMP = bf16_is_fast(device)" in source, chapter
+
+
+ZEN4 = """processor\t: 0
+vendor_id\t: AuthenticAMD
+cpu family\t: 25
+model\t\t: 17
+model name\t: AMD EPYC
+flags\t\t: fpu sse2 avx2 fma avx512f avx512_bf16 sha_ni
+processor\t: 1
+model name\t: AMD EPYC
+"""
+
+
+def test_cpu_features_name_the_processor_and_the_flags_that_decide_precision():
+    from dlnotes.env import cpu_features
+
+    info = cpu_features(ZEN4)
+    assert info == {"model": "AMD EPYC", "family/model": "25/17",
+                    "flags": ["avx2", "avx512f", "avx512_bf16", "fma"]}  # fmt: skip
+    assert cpu_features("") == {"model": "", "family/model": "", "flags": []}
+
+
+def test_a_reports_banner_names_the_cpu_and_its_bf16_verdict_in_both_languages():
+    from dlnotes.env import machine_record
+    from dlnotes.runner.pages import banner_text
+
+    meta = {"profile": "quick", "device": "cpu (2 threads), torch 2.14.1", "duration_s": 75,
+            "started": "2026-12-03T08:00:00+00:00",
+            "machine": {"cpu": {"model": "AMD EPYC", "family/model": "25/1", "flags": ["avx2"]},
+                        "cpu_capability": "AVX2", "bf16_autocast": False}}  # fmt: skip
+    assert banner_text(meta, "en") == (
+        "profile quick · cpu (2 threads) · AMD EPYC 25/1, AVX2, no fast bf16 · torch 2.14.1 · "
+        "2026-12-03 · 1 min 15 s"
+    )
+    assert "AMD EPYC 25/1, AVX2, bf16 无硬件加速" in banner_text(meta, "zh_CN")
+    older = {k: v for k, v in meta.items() if k != "machine"}  # reports run before the record
+    assert " · cpu (2 threads) · torch 2.14.1 · " in banner_text(older, "en")
+    record = machine_record("cpu")  # this machine's, as the runner stores it
+    assert set(record) == {"cpu", "cpu_capability", "bf16_autocast"}
+    assert isinstance(record["bf16_autocast"], bool) and record["cpu_capability"]

@@ -76,6 +76,9 @@ def test_run_chapter_writes_report_provenance_and_metrics(project):
     assert meta["parameters"]["LR"] == 0.5 and meta["device"].startswith("cpu")
     assert len(meta["source_hash"]) == 64 and meta["duration_s"] >= 0
     assert "dlnotes.report.publish" in meta["source_parts"]["dlnotes"]
+    from dlnotes.env import machine_record
+
+    assert meta["machine"] == machine_record("cpu")  # what decides bf16 and the kernels here
     metrics = json.loads(chapter.metrics.read_text())
     assert metrics["steps"] == 2 and metrics["lr"] == 0.5 and metrics["half"] == 1.0
     assert chapter.staleness() == []

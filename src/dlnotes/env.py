@@ -9,7 +9,14 @@ import torch
 
 from .params import DEVICES
 
-__all__ = ["pick_device", "seed_everything", "describe_device", "bf16_is_fast"]
+__all__ = [
+    "pick_device",
+    "seed_everything",
+    "describe_device",
+    "bf16_is_fast",
+    "cpu_features",
+    "machine_record",
+]
 
 
 def pick_device(name: str = "auto") -> torch.device:
@@ -60,6 +67,52 @@ def bf16_is_fast(device: torch.device | str) -> bool:
         checks = ("_is_avx512_bf16_supported", "_is_amx_tile_supported")
         return any(getattr(torch.cpu, name, lambda: False)() for name in checks)
     return False
+
+
+# The /proc/cpuinfo flags behind the per-machine choices: bf16 (AVX-512 BF16, AMX) and the
+# convolution kernels oneDNN picks (AVX2, AVX-512).
+_DECIDING_FLAGS = ("avx2", "avx512f", "avx512_bf16", "amx_bf16", "amx_tile", "fma")
+
+
+def cpu_features(cpuinfo: str | None = None) -> dict:
+    """Return the CPU's model name, its "family/model" and which of the deciding flags it has.
+
+    Read from ``/proc/cpuinfo`` (or the text given); the values are empty where there is none,
+    as on macOS. "family/model" tells processors apart whose model name does not, such as a
+    virtual "AMD EPYC" of Zen 3 (25/1) or Zen 4 (25/17).
+    """
+    info = {"model": "", "family/model": "", "flags": []}
+    if cpuinfo is None:
+        try:
+            with open("/proc/cpuinfo", encoding="utf-8") as f:
+                cpuinfo = f.read()
+        except OSError:
+            return info
+    family = ""
+    for line in cpuinfo.splitlines():
+        key, _, value = (part.strip() for part in line.partition(":"))
+        if key == "model name" and not info["model"]:
+            info["model"] = value
+        elif key == "cpu family" and not family:
+            family = value
+        elif key == "model" and family and not info["family/model"]:
+            info["family/model"] = f"{family}/{value}"
+        elif key == "flags" and not info["flags"]:
+            have = set(value.split())
+            info["flags"] = [flag for flag in _DECIDING_FLAGS if flag in have]
+    return info
+
+
+def machine_record(device: torch.device | str) -> dict:
+    """Return what decides the per-device choices on ``device``, for a report's provenance: the
+    CPU (`cpu_features`), the instruction set torch dispatches to, and whether bf16 autocast
+    pays (`bf16_is_fast`)."""
+    device = torch.device(device)
+    return {
+        "cpu": cpu_features(),
+        "cpu_capability": torch.backends.cpu.get_cpu_capability(),
+        "bf16_autocast": bf16_is_fast(device),
+    }
 
 
 def seed_everything(seed: int) -> torch.Generator:

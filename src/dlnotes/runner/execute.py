@@ -230,6 +230,11 @@ def run_chapter(
         cell_timeout=cell_timeout,
     )  # fmt: skip
 
+    from ..env import machine_record
+
+    # What decides the per-device choices (bf16 autocast, the kernels' instruction set), taken in
+    # this process on the machine the kernel runs on.
+    machine = machine_record(params["DEVICE"])
     fingerprint = chapter.fingerprint  # taken before execution, from the text that will run
     partial = chapter.root / "build" / "runs" / f"{name}.ipynb"
     with _lock(partial.with_suffix(".lock"), name), _environment(env):
@@ -281,6 +286,7 @@ def run_chapter(
             "parameters": resolved,
             "overrides": {k: params[k] for k in wanted},  # what the caller asked for
             "device": device_text,
+            "machine": machine,
             "dlnotes": __version__,
             "python": platform.python_version(),
             "platform": f"{platform.system()} {platform.machine()}, {os.cpu_count()} CPUs",

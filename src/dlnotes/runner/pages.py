@@ -62,6 +62,22 @@ class FoldMachinery(SphinxPostTransform):
                 node["prompt_show"], node["prompt_hide"] = show, hide
 
 
+def _machine_text(machine: dict | None, device: str, language: str) -> str:
+    """The CPU and its bf16 verdict from a report's "machine" record ("" for reports run before
+    it was recorded): e.g. "AMD EPYC 25/1, AVX2, no fast bf16". On a GPU only the verdict."""
+    if not machine:
+        return ""
+    fast = machine.get("bf16_autocast")
+    verdict = {("en", True): "fast bf16", ("en", False): "no fast bf16",
+               ("zh_CN", True): "bf16 有硬件加速", ("zh_CN", False): "bf16 无硬件加速"}  # fmt: skip
+    words = [verdict[("zh_CN" if language == "zh_CN" else "en", bool(fast))]]
+    if device.startswith("cpu"):
+        cpu = machine.get("cpu") or {}
+        name = " ".join(p for p in (cpu.get("model"), cpu.get("family/model")) if p)
+        words[:0] = [p for p in (name, machine.get("cpu_capability")) if p]
+    return ", ".join(words)
+
+
 def banner_text(meta: dict, language: str) -> str:
     """Return the provenance banner: profile · device · torch · date · duration."""
     device, _, torch = str(meta.get("device", "")).partition(", torch ")
@@ -70,13 +86,15 @@ def banner_text(meta: dict, language: str) -> str:
     seconds = float(meta.get("duration_s") or 0)
     minutes, rest = divmod(round(seconds), 60)
     date = str(meta.get("started", ""))[:10]
+    chip = _machine_text(meta.get("machine"), device, language)
     if language == "zh_CN":
         device = re.sub(r" threads?\)", " 线程）", device).replace(" (", "（")
         took = f"{minutes} 分 {rest} 秒" if minutes else f"{rest} 秒"
-        parts = [f"配置 {meta.get('profile')}", device, f"torch {torch}", date, f"用时 {took}"]
+        profile, took = f"配置 {meta.get('profile')}", f"用时 {took}"
+        parts = [profile, device, chip, f"torch {torch}", date, took]
     else:
         took = f"{minutes} min {rest} s" if minutes else f"{rest} s"
-        parts = [f"profile {meta.get('profile')}", device, f"torch {torch}", date, took]
+        parts = [f"profile {meta.get('profile')}", device, chip, f"torch {torch}", date, took]
     return " · ".join(p for p in parts if p and not p.endswith(" "))
 
 
