@@ -151,18 +151,16 @@ def main(argv: list[str] | None = None) -> None:
         "--out", type=Path, help="result file (default book/bench/<device>-overhead.json)"
     )
     args = parser.parse_args(argv)
-    from speed import machine
+    from speed import header
 
-    from dlnotes.env import cpu_features, pick_device
+    from dlnotes.env import pick_device
     from dlnotes.files import write_atomic
 
     device = pick_device(args.device)
     if args.scale != 1.0:
         for k, (kind, shape, batch, n, binary) in TASKS.items():
             TASKS[k] = (kind, shape, batch, max(batch, int(n * args.scale)), binary)
-    result = {"kind": "overhead", "machine": machine(device), "cpu": cpu_features(), "torch": torch.__version__,
-              "threads": torch.get_num_threads(), "date": time.strftime("%Y-%m-%d"),
-              "runs": []}  # fmt: skip
+    result = {"kind": "overhead", **header(device), "threads": torch.get_num_threads(), "runs": []}
     for name in args.only or TASKS:
         print(f"{name} ...", flush=True)
         result["runs"].append(measure(name, device, args.rounds))

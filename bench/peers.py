@@ -158,10 +158,9 @@ def main(argv: list[str] | None = None) -> None:
     if args.child:
         print(json.dumps(run(args.child[0], device, int(args.child[1]))))
         return
-    from speed import _child, machine
+    from speed import _child, header
 
     from dlnotes.data import load_images
-    from dlnotes.env import cpu_features
 
     load_images("mnist", progress=False)  # the warm-up: decode into the cache before any clock
     rows = []
@@ -174,9 +173,7 @@ def main(argv: list[str] | None = None) -> None:
             print(f"{recipe:17s} seed {seed}: {row['test_acc']:.2%} in {row['seconds']:.1f} s "
                   f"({row['epochs']} epoch(s))", flush=True)  # fmt: skip
             rows.append(row)
-    result = {"machine": machine(device), "cpu": cpu_features(), "torch": torch.__version__,
-              "date": time.strftime("%Y-%m-%d"), "target": TARGET, "runs": rows,
-              "summary": summary(rows)}  # fmt: skip
+    result = {**header(device), "target": TARGET, "runs": rows, "summary": summary(rows)}
     out = HERE.parent / "book" / "bench" / f"{device.type}-peers.json"
     out.write_text(json.dumps(result, indent=1) + "\n")
     for recipe, s in result["summary"].items():

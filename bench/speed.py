@@ -224,6 +224,12 @@ def _child(args: list[str], script: str | Path = __file__) -> dict:
     return json.loads(out.stdout.strip().splitlines()[-1])
 
 
+def header(device: torch.device) -> dict:
+    """Return the fields every result file starts with: the machine, its CPU, torch, the date."""
+    return {"machine": machine(device), "cpu": cpu_features(), "torch": torch.__version__,
+            "date": time.strftime("%Y-%m-%d")}  # fmt: skip
+
+
 def machine(device: torch.device) -> str:
     """Return a short description of the hardware, e.g. 'cpu: AMD EPYC (2 threads)'."""
     if device.type == "cuda":
@@ -266,8 +272,7 @@ def main(argv: list[str] | None = None) -> None:
     )
     for data in sorted(needed):  # fetch and cache the datasets first, so no child pays for it
         load_imdb(progress=False) if data == "imdb" else load_images(data, progress=False)
-    result = {"machine": machine(device), "cpu": cpu_features(), "device": device.type, "torch": torch.__version__,
-              "date": time.strftime("%Y-%m-%d"), "tasks": {}, "speedrun": []}  # fmt: skip
+    result = {**header(device), "device": device.type, "tasks": {}, "speedrun": []}
     for name in [n for n in only if n in TASKS]:
         runs = {}
         for loop in ("lab", "engine", "engine-tuned")[: 3 if TASKS[name].tuned else 2]:
