@@ -12,11 +12,35 @@
     return (document.documentElement.lang || "en").indexOf("zh") === 0 ? WORDS.zh : WORDS.en;
   }
 
-  function addPlay(box, view) {
+  // A slider runs over the positions of its values (dlnotes.explore.slider): the rows carry the
+  // value in `field` and its position in `field_i`. Read the pairs back from the spec's data.
+  function sliderValues(spec, field) {
+    var values = {}, sets = spec.datasets || {};
+    Object.keys(sets).forEach(function (key) {
+      sets[key].forEach(function (row) {
+        if (row[field + "_i"] !== undefined && row[field] !== undefined) {
+          values[row[field + "_i"]] = row[field];
+        }
+      });
+    });
+    return values;
+  }
+
+  // Vega prints the position beside a slider; show the value it stands for instead.
+  function showValue(range, values) {
+    var shown = range.parentNode.querySelector(".vega-bind-value") || range.nextElementSibling;
+    if (!shown || values[range.value] === undefined) return;
+    shown.textContent = String(values[range.value]);
+  }
+
+  function addPlay(box, view, spec) {
     var ranges = box.querySelectorAll(".vega-bind input[type=range]");
     for (var i = 0; i < ranges.length; i++) {
       (function (range) {
         var name = range.getAttribute("name"), timer = null, button = document.createElement("button");
+        var values = sliderValues(spec, name.replace(/^p_/, ""));
+        range.addEventListener("input", function () { showValue(range, values); });
+        showValue(range, values);
         var say = words();
         button.type = "button";
         button.className = "dlnotes-play";
@@ -55,7 +79,7 @@
     var spec = JSON.parse(data.textContent);
     window.vegaEmbed(view, spec, { actions: false, renderer: "svg" }).then(function (result) {
       box.dlnotesView = result.view;  // the tests and the curious reach the Vega view here
-      addPlay(box, result.view);
+      addPlay(box, result.view, spec);
       box.setAttribute("data-ready", "1");
     }).catch(function (error) {
       box.setAttribute("data-failed", String(error));
