@@ -394,7 +394,7 @@ def test_tables_have_one_style_and_pages_print_without_cut_code(site, browser_pa
 
 # Chapters whose page carries a kernel-free explorer; the others are still to come (issue: explore
 # in the browser). strict: a chapter that gains one must be moved into the list.
-_EXPLORERS = {"01_mlp", "02_cnn", "03_text", "04_gan", "07_activations"}
+_EXPLORERS = {"01_mlp", "02_cnn", "03_text", "04_gan", "05_cyclegan", "07_activations"}
 _ALL_CHAPTERS = sorted(p.stem for p in (ROOT / "notebooks").glob("[0-9][0-9]_*.py"))
 _DRAWN = """box => [...box.querySelectorAll('svg image')].map(i => i.getAttribute('href')).join()
     + '|' + [...box.querySelectorAll('svg text')].map(t => t.textContent + '@'
@@ -476,10 +476,8 @@ def test_explorers_answer_every_control_offline_in_both_languages(
 @pytest.mark.parametrize("language", ["en", "zh"])
 @pytest.mark.parametrize(
     "chapter",
-    [c if c != "05_cyclegan" else pytest.param(c, marks=pytest.mark.xfail(
-        strict=True, reason="its photo grids weigh 3 MB; to be cut when it is restructured"))
-     for c in _ALL_CHAPTERS],
-)  # fmt: skip
+    _ALL_CHAPTERS,
+)
 def test_chapter_pages_weigh_under_3_mb_with_their_explorers(site, chapter, language):
     from dlnotes.runner.book import page_weight
 
