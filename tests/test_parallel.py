@@ -168,3 +168,100 @@ def test_book_runs_stale_chapters_as_parallel_jobs_and_builds_only_when_all_succ
     broken.write_text(source)
     book.build_book(two, parallel=settings)  # 01 is current now; only 02 runs
     assert Chapter(two, "02").report.exists() and built == ["en", "zh_CN"]
+
+
+# --- the datasets a run needs, prepared under a lock per dataset ---
+
+
+def _after_parameters(chapter: Chapter) -> list[str]:
+    cells = [c for c in chapter.source.cells if c.cell_type == "code"]
+    first = next(i for i, c in enumerate(cells) if "parameters" in c.metadata.get("tags", []))
+    return [c.source for c in cells[first + 1 :]]
+
+
+@pytest.mark.parametrize(
+    ("chapter", "profile", "expected"),
+    [
+        ("01", "quick", ["fashion-mnist", "mnist"]),
+        ("02", "quick", ["cifar10-jpg", "fashion-mnist", "mnist", "tiny-imagenet-100-subset"]),
+        ("03", "quick", ["imdb"]),  # load_imdb() names no dataset: its default is read
+        ("05", "full", ["horse2zebra-subset500"]),  # the DATASET parameter's value
+        ("06", "full", ["mnist"]),
+        ("07", "quick", []),  # generated data only
+        ("02", "smoke", []),  # stand-in data: nothing to fetch
+        ("05", "smoke", []),
+    ],
+)
+def test_a_run_knows_which_datasets_it_reads(chapter, profile, expected):
+    from dlnotes.runner.datasets import chapter_datasets
+
+    chapter = Chapter(ROOT, chapter)
+    params = chapter.params.resolved({"PROFILE": profile})
+    assert chapter_datasets(_after_parameters(chapter), params) == expected
+
+
+def test_a_parameter_naming_another_dataset_replaces_the_default():
+    from dlnotes.runner.datasets import chapter_datasets
+
+    chapter = Chapter(ROOT, "05")
+    params = chapter.params.resolved({"PROFILE": "quick", "DATASET": "cifar10-jpg"})
+    assert chapter_datasets(_after_parameters(chapter), params) == ["cifar10-jpg"]
+
+
+_WAIT_FOR_LOCK = """
+import sys, time
+from pathlib import Path
+from dlnotes.runner.datasets import dataset_lock
+with dataset_lock("mnist", Path(sys.argv[1])):
+    print(f"got {time.monotonic():.3f}", flush=True)
+"""
+
+
+def test_a_second_run_waits_for_the_dataset_lock(tmp_path):
+    from dlnotes.runner.datasets import dataset_lock
+
+    lines = []
+    with dataset_lock("mnist", tmp_path, say=lines.append):
+        other = subprocess.Popen([sys.executable, "-c", _WAIT_FOR_LOCK, str(tmp_path)],
+                                 stdout=subprocess.PIPE, text=True)  # fmt: skip
+        time.sleep(3)
+        assert other.poll() is None, "the second run went ahead while the lock was held"
+        released = time.monotonic()
+    out, _ = other.communicate(timeout=60)
+    assert other.returncode == 0 and "another run is preparing it" in out
+    assert float(out.split("got ")[1]) >= released
+    assert not lines  # the first run took the free lock without waiting
+    with dataset_lock("mnist", tmp_path, say=lines.append):  # and it is free again afterwards
+        assert not lines
+
+
+_PREPARE = """
+import sys
+from dlnotes.runner.datasets import prepare_datasets
+prepare_datasets([sys.argv[1]])
+print("prepared", flush=True)
+"""
+
+
+@pytest.mark.slow
+@pytest.mark.mirror
+@pytest.mark.parametrize("dataset", ["cifar10-jpg", "mnist"])
+def test_two_runs_on_a_cold_cache_prepare_a_dataset_once_and_both_succeed(tmp_path, dataset):
+    # Without the lock the second process unpacks the same archive and fails to rename its copy
+    # onto the first's (cifar10-jpg), or deletes the decompressed files the first is reading
+    # (mnist).
+    mirror = os.environ.get("DLNOTES_MIRROR")
+    if not mirror:
+        pytest.fail("set DLNOTES_MIRROR to the dataset mirror (tests marked `mirror` need it)")
+    env = {**os.environ, "DLNOTES_CACHE": str(tmp_path / "cache"),
+           "DLNOTES_MIRROR": str(Path(mirror).resolve())}  # fmt: skip
+    runs = [subprocess.Popen([sys.executable, "-c", _PREPARE, dataset], env=env, text=True,
+                             stdout=subprocess.PIPE, stderr=subprocess.STDOUT)
+            for _ in range(2)]  # fmt: skip
+    outputs = [run.communicate(timeout=600)[0] for run in runs]
+    assert [run.returncode for run in runs] == [0, 0], outputs
+    assert sum("another run is preparing it" in out for out in outputs) == 1, outputs
+    from dlnotes.data.store import verify_cache
+
+    report = verify_cache(tmp_path / "cache")
+    assert report and not [line for line in report if line.startswith("damaged")], report

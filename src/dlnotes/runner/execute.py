@@ -25,6 +25,7 @@ from ..files import why_unwritable, write_atomic
 from ..params import ParameterError
 from ..spec import validate
 from .chapter import Chapter, ChapterError, list_chapters, metrics_from_notebook
+from .datasets import chapter_datasets, prepare_datasets
 
 __all__ = ["RunResult", "preflight", "run_chapter", "resolved_environment", "describe_chapters"]
 
@@ -222,6 +223,7 @@ def run_chapter(
     from nbclient.exceptions import CellTimeoutError, DeadKernelError
 
     from .. import __version__
+    from ..data.store import DataError
 
     chapter = chapter if isinstance(chapter, Chapter) else Chapter(root, chapter)
     name, spec = chapter.name, chapter.params
@@ -245,6 +247,14 @@ def run_chapter(
             if output.exists()
             else f"no report was written to {output}"
         )
+        # The datasets, fetched and unpacked under a lock per dataset before the kernel starts,
+        # so that two runs on a cold cache never unpack or derive the same files at once.
+        after = [c.source for c in chapter.source.cells if c.cell_type == "code"
+                 and "parameters" not in c.metadata.get("tags", [])]  # fmt: skip
+        try:
+            prepare_datasets(chapter_datasets(after, spec.resolved(params)))
+        except DataError as exc:
+            raise ChapterError(f"{name}: nothing was run, {unchanged}: {exc}") from None
         try:
             papermill.execute_notebook(
                 chapter.notebook(),
