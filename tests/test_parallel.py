@@ -11,7 +11,7 @@ from pathlib import Path
 
 import pytest
 
-from dlnotes.runner.chapter import Chapter
+from dlnotes.runner.chapter import Chapter, ChapterError
 from dlnotes.runner.cli import main
 from dlnotes.runner.parallel import worker_environments
 
@@ -265,3 +265,24 @@ def test_two_runs_on_a_cold_cache_prepare_a_dataset_once_and_both_succeed(tmp_pa
 
     report = verify_cache(tmp_path / "cache")
     assert report and not [line for line in report if line.startswith("damaged")], report
+
+
+def test_a_dataset_that_cannot_be_had_fails_before_the_kernel_starts(project, monkeypatch):
+    import dataclasses
+
+    from dlnotes.data.registry import REGISTRY
+    from dlnotes.runner.execute import run_chapter
+
+    source = project / "notebooks" / "01_tiny.py"
+    source.write_text(source.read_text() + '\n# %%\nfrom dlnotes.data import load_images\n'
+                      'digits = load_images("mnist", progress=False)\n')  # fmt: skip
+    (project / "mirror").mkdir()  # a mirror without MNIST, and no official address to try
+    monkeypatch.setenv("DLNOTES_MIRROR", str(project / "mirror"))
+    monkeypatch.setenv("DLNOTES_CACHE", str(project / "cache"))
+    monkeypatch.setitem(REGISTRY, "mnist", dataclasses.replace(REGISTRY["mnist"], urls=()))
+    began = time.perf_counter()
+    with pytest.raises(ChapterError, match=r"01_tiny: nothing was run, no report was written.*"
+                       r"could not get train-images-idx3-ubyte.gz of dataset mnist"):  # fmt: skip
+        run_chapter(project, "01", progress=False, device="cpu")
+    assert time.perf_counter() - began < 20  # refused before a kernel started
+    assert not (project / "book" / "chapters" / "01_tiny.ipynb").exists()
