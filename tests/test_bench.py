@@ -144,7 +144,15 @@ def test_speedrun_pools_first_and_decides_its_precision_on_the_device(monkeypatc
     tiny = {"train": (torch.randn(640, 1, 28, 28, generator=g), torch.randint(0, 10, (640,), generator=g)),
             "test": (torch.randn(64, 1, 28, 28, generator=g), torch.randint(0, 10, (64,), generator=g))}  # fmt: skip
     monkeypatch.setattr(speedrun, "load_images", lambda *a, **k: tiny)
+    shapes = []
+    real_fit, real_evaluate = speedrun.fit, speedrun.evaluate
+    monkeypatch.setattr(speedrun, "fit", lambda m, o, l, batches, **k: (
+        shapes.append(tuple(batches.X.shape[1:])), real_fit(m, o, l, batches, **k))[1])  # fmt: skip
+    monkeypatch.setattr(speedrun, "evaluate", lambda m, l, X, y, **k: (
+        shapes.append(tuple(X.shape[1:])), real_evaluate(m, l, X, y, **k))[1])  # fmt: skip
     result = speedrun.mnist(torch.device("cpu"), widths=(4, 8, 8))
     recipe = result["recipe"]
     assert recipe["amp"] is bf16_is_fast("cpu") and recipe["widths"] == (4, 8, 8)
+    # The central 20×20 pixels, for training and test alike.
+    assert recipe["crop"] == 4 and shapes == [(1, 20, 20), (1, 20, 20)]
     assert 0.0 <= result["test_acc"] <= 1.0 and result["seconds"] > 0
