@@ -146,10 +146,17 @@ def test_speedrun_pools_first_and_decides_its_precision_on_the_device(monkeypatc
     monkeypatch.setattr(speedrun, "load_images", lambda *a, **k: tiny)
     shapes = []
     real_fit, real_evaluate = speedrun.fit, speedrun.evaluate
-    monkeypatch.setattr(speedrun, "fit", lambda m, o, l, batches, **k: (
-        shapes.append(tuple(batches.X.shape[1:])), real_fit(m, o, l, batches, **k))[1])  # fmt: skip
-    monkeypatch.setattr(speedrun, "evaluate", lambda m, l, X, y, **k: (
-        shapes.append(tuple(X.shape[1:])), real_evaluate(m, l, X, y, **k))[1])  # fmt: skip
+
+    def fit(model, opt, loss_fn, batches, **kwargs):
+        shapes.append(tuple(batches.X.shape[1:]))
+        return real_fit(model, opt, loss_fn, batches, **kwargs)
+
+    def evaluate(model, loss_fn, X, y, **kwargs):
+        shapes.append(tuple(X.shape[1:]))
+        return real_evaluate(model, loss_fn, X, y, **kwargs)
+
+    monkeypatch.setattr(speedrun, "fit", fit)
+    monkeypatch.setattr(speedrun, "evaluate", evaluate)
     result = speedrun.mnist(torch.device("cpu"), widths=(4, 8, 8))
     recipe = result["recipe"]
     assert recipe["amp"] is bf16_is_fast("cpu") and recipe["widths"] == (4, 8, 8)
