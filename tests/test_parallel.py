@@ -286,3 +286,31 @@ def test_a_dataset_that_cannot_be_had_fails_before_the_kernel_starts(project, mo
         run_chapter(project, "01", progress=False, device="cpu")
     assert time.perf_counter() - began < 20  # refused before a kernel started
     assert not (project / "book" / "chapters" / "01_tiny.ipynb").exists()
+
+
+@pytest.mark.mirror
+def test_data_fetch_and_verify_wait_for_a_run_preparing_the_dataset(tmp_path):
+    import select
+
+    from dlnotes.runner.datasets import dataset_lock
+
+    mirror = os.environ.get("DLNOTES_MIRROR")
+    if not mirror:
+        pytest.fail("set DLNOTES_MIRROR to the dataset mirror (tests marked `mirror` need it)")
+    cache = tmp_path / "cache"
+    env = {**os.environ, "DLNOTES_CACHE": str(cache), "PYTHONUNBUFFERED": "1",
+           "DLNOTES_MIRROR": str(Path(mirror).resolve())}  # fmt: skip
+    for command in (["fetch", "mnist"], ["verify"]):
+        with dataset_lock("mnist", cache, say=lambda line: None):
+            other = subprocess.Popen([sys.executable, "-m", "dlnotes.runner.cli", "data", *command],
+                                     env=env, text=True, stdout=subprocess.PIPE,
+                                     stderr=subprocess.DEVNULL)  # fmt: skip
+            # Its first line, once it has started (importing torch takes seconds): it waits.
+            ready, _, _ = select.select([other.stdout], [], [], 60)
+            first = other.stdout.readline() if ready else ""
+            assert "dataset mnist: another run is preparing it" in first, first
+            time.sleep(1)
+            assert other.poll() is None, f"`dlnotes data {command[0]}` went on under the lock"
+        out, _ = other.communicate(timeout=120)
+        assert other.returncode == 0, out
+    assert "ok       mnist/train-images-idx3-ubyte.gz" in out  # verify saw what fetch got

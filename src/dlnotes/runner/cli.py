@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import argparse
+import contextlib
 import sys
 from pathlib import Path
 
@@ -249,6 +250,7 @@ def _run_parallel(root: Path, jobs, settings: dict) -> int:
 
 def _data(args) -> int:
     from ..data import REGISTRY, cache_dir, fetch, mirror_base, verify_cache
+    from .datasets import dataset_lock
 
     if args.data_command == "list":
         for d in REGISTRY.values():
@@ -256,7 +258,11 @@ def _data(args) -> int:
             print(f"{d.name:26} {d.title} [{where}]")
         return 0
     if args.data_command == "verify":
-        lines = verify_cache()
+        # Every dataset's lock: a run preparing one must not see its files removed midway.
+        with contextlib.ExitStack() as held:
+            for name in REGISTRY:
+                held.enter_context(dataset_lock(name, cache_dir()))
+            lines = verify_cache()
         print("\n".join(lines) if lines else f"nothing cached in {cache_dir()}")
         return 1 if any(line.startswith("damaged") for line in lines) else 0
     names = list(args.names)
@@ -269,7 +275,8 @@ def _data(args) -> int:
         )
         return 2
     for name in names:
-        print(f"{name}: {fetch(name, allow_unverified=args.allow_unverified)}")
+        with dataset_lock(name, cache_dir()):  # the lock a chapter run prepares it under
+            print(f"{name}: {fetch(name, allow_unverified=args.allow_unverified)}")
     return 0
 
 
