@@ -173,12 +173,6 @@ def test_book_runs_stale_chapters_as_parallel_jobs_and_builds_only_when_all_succ
 # --- the datasets a run needs, prepared under a lock per dataset ---
 
 
-def _after_parameters(chapter: Chapter) -> list[str]:
-    cells = [c for c in chapter.source.cells if c.cell_type == "code"]
-    first = next(i for i, c in enumerate(cells) if "parameters" in c.metadata.get("tags", []))
-    return [c.source for c in cells[first + 1 :]]
-
-
 @pytest.mark.parametrize(
     ("chapter", "profile", "expected"),
     [
@@ -197,7 +191,7 @@ def test_a_run_knows_which_datasets_it_reads(chapter, profile, expected):
 
     chapter = Chapter(ROOT, chapter)
     params = chapter.params.resolved({"PROFILE": profile})
-    assert chapter_datasets(_after_parameters(chapter), params) == expected
+    assert chapter_datasets(chapter.source, params) == expected
 
 
 def test_a_parameter_naming_another_dataset_replaces_the_default():
@@ -205,7 +199,7 @@ def test_a_parameter_naming_another_dataset_replaces_the_default():
 
     chapter = Chapter(ROOT, "05")
     params = chapter.params.resolved({"PROFILE": "quick", "DATASET": "cifar10-jpg"})
-    assert chapter_datasets(_after_parameters(chapter), params) == ["cifar10-jpg"]
+    assert chapter_datasets(chapter.source, params) == ["cifar10-jpg"]
 
 
 _WAIT_FOR_LOCK = """

@@ -261,7 +261,8 @@ def _data(args) -> int:
         # Every dataset's lock: a run preparing one must not see its files removed midway.
         with contextlib.ExitStack() as held:
             for name in REGISTRY:
-                held.enter_context(dataset_lock(name, cache_dir()))
+                if (cache_dir() / name).is_dir():  # nothing to check: no lock to take
+                    held.enter_context(dataset_lock(name, cache_dir()))
             lines = verify_cache()
         print("\n".join(lines) if lines else f"nothing cached in {cache_dir()}")
         return 1 if any(line.startswith("damaged") for line in lines) else 0

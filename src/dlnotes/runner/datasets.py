@@ -48,20 +48,21 @@ def _loader_defaults() -> dict[str, str]:
     return defaults
 
 
-def chapter_datasets(source_cells: list[str], params: dict[str, Any]) -> list[str]:
-    """Return the registry datasets a run with ``params`` (resolved) reads, in a stable order.
-
-    ``source_cells`` are the code cells after the parameters cell.
-    """
+def chapter_datasets(notebook, params: dict[str, Any]) -> list[str]:
+    """Return the registry datasets a run of ``notebook`` (as jupytext reads it) with ``params``
+    (resolved) reads, in a stable order. The parameters cell's defaults do not count: the
+    parameters' values are in ``params``."""
     from ..data.registry import REGISTRY
 
     if params.get("STANDIN") is True:
         return []
     defaults = _loader_defaults()
     found = {v for v in params.values() if isinstance(v, str) and v in REGISTRY}
-    for source in source_cells:
+    for cell in notebook.cells:
+        if cell.cell_type != "code" or "parameters" in cell.metadata.get("tags", []):
+            continue
         try:
-            tree = ast.parse(source)
+            tree = ast.parse(cell.source)
         except SyntaxError:  # a cell of IPython magics: no Python to read
             continue
         for node in ast.walk(tree):

@@ -249,10 +249,8 @@ def run_chapter(
         )
         # The datasets, fetched and unpacked under a lock per dataset before the kernel starts,
         # so that two runs on a cold cache never unpack or derive the same files at once.
-        after = [c.source for c in chapter.source.cells if c.cell_type == "code"
-                 and "parameters" not in c.metadata.get("tags", [])]  # fmt: skip
         try:
-            prepare_datasets(chapter_datasets(after, spec.resolved(params)))
+            prepare_datasets(chapter_datasets(chapter.source, spec.resolved(params)))
         except DataError as exc:
             raise ChapterError(f"{name}: nothing was run, {unchanged}: {exc}") from None
         try:
