@@ -207,7 +207,7 @@ import sys, time
 from pathlib import Path
 from dlnotes.runner.datasets import dataset_lock
 with dataset_lock("mnist", Path(sys.argv[1])):
-    print(f"got {time.monotonic():.3f}", flush=True)
+    print(f"got {time.monotonic()!r}", flush=True)
 """
 
 
