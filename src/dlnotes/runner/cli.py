@@ -47,6 +47,23 @@ def _parser() -> argparse.ArgumentParser:
         metavar="SECONDS",
         help="fail the run if one cell takes longer (default: no limit)",
     )
+    run.add_argument(
+        "--dry-run",
+        action="store_true",
+        help="run at the profile's real shapes with every pass cut to a few batches; the "
+        "report (placeholders) goes to build/dry/",
+    )
+    run.add_argument(
+        "--estimate",
+        action="store_true",
+        help="a dry run that also prints the predicted time of the real run, per section",
+    )
+    run.add_argument(
+        "--steps",
+        type=int,
+        metavar="N",
+        help="batches per pass in a dry run (default 3)",
+    )
 
     run.add_argument(
         "--output-dir",
@@ -187,6 +204,16 @@ def _run(root: Path, args) -> int:
             f"chapter {', '.join(twice)}", "chapter")  # fmt: skip
         print(f"dlnotes run: {what} given more than once; give each {kind} once", file=sys.stderr)
         return 2
+    from .dry import DEFAULT_STEPS, format_estimate
+
+    if args.steps is not None and not (args.dry_run or args.estimate):
+        print("dlnotes run: --steps is for a dry run; add --dry-run or --estimate",
+              file=sys.stderr)  # fmt: skip
+        return 2
+    dry_run = (args.steps or DEFAULT_STEPS) if (args.dry_run or args.estimate) else None
+    if dry_run is not None and args.steps is not None and args.steps < 1:
+        print(f"dlnotes run: --steps must be at least 1, got {args.steps}", file=sys.stderr)
+        return 2
     parallel = _parallel_settings(root, args)
     if len(names) == 1 and parallel is None and args.output_dir is None:
         result = run_chapter(
@@ -198,11 +225,16 @@ def _run(root: Path, args) -> int:
             output=args.output,
             progress=not args.no_progress,
             cell_timeout=args.cell_timeout,
+            dry_run=dry_run,
         )
+        what = "placeholder metrics, dry run" if dry_run else "metrics"
         print(
             f"{result.chapter}: {result.report} ({result.seconds:.1f} s, "
-            f"{len(result.metrics)} metrics)"
+            f"{len(result.metrics)} {what})"
         )
+        if args.estimate:
+            print(format_estimate(result.chapter, args.profile or "the default profile",
+                                  _device_words(result.report), result.estimate))  # fmt: skip
         return 0
     if args.output is not None:
         print("dlnotes run: --output names one report; use --output-dir for several chapters",
@@ -214,10 +246,19 @@ def _run(root: Path, args) -> int:
         output = args.output_dir / chapter.report.name if args.output_dir else None
         # Every chapter's input is checked here, before any worker starts.
         preflight(chapter, profile=args.profile, overrides=dict(args.param), device=args.device,
-                  output=output, cell_timeout=args.cell_timeout)  # fmt: skip
+                  output=output, cell_timeout=args.cell_timeout, dry_run=dry_run)  # fmt: skip
         jobs.append(ChapterJob(str(root), name, args.profile, dict(args.param), args.device,
-                               str(output) if output else None, args.cell_timeout))  # fmt: skip
-    return _run_parallel(root, jobs, parallel or {"workers": 1, "executor": "local"})
+                               str(output) if output else None, args.cell_timeout,
+                               dry_run=dry_run))  # fmt: skip
+    return _run_parallel(root, jobs, parallel or {"workers": 1, "executor": "local"},
+                         estimate=args.estimate, profile=args.profile)  # fmt: skip
+
+
+def _device_words(report: Path) -> str:
+    """Return the device a report ran on, as its provenance says."""
+    import nbformat
+
+    return nbformat.read(report, as_version=4).metadata.get("dlnotes", {}).get("device", "?")
 
 
 def _parallel_settings(root: Path, args) -> dict | None:
@@ -237,12 +278,17 @@ def _parallel_settings(root: Path, args) -> dict | None:
             "time_min": args.time, "folder": root / "build" / "jobs"}  # fmt: skip
 
 
-def _run_parallel(root: Path, jobs, settings: dict) -> int:
+def _run_parallel(root: Path, jobs, settings: dict, *, estimate=False, profile=None) -> int:
+    from .dry import format_estimate
     from .parallel import run_jobs, summary_table
 
     settings = {"folder": root / "build" / "jobs", **settings}
     outcomes = run_jobs(jobs, **settings)
     print(summary_table(outcomes))
+    for o in outcomes if estimate else ():
+        if o.status == "ok" and o.estimate:
+            words = _device_words(Path(o.report))
+            print(format_estimate(o.chapter, profile or "the default profile", words, o.estimate))
     if any(o.status == "interrupted" for o in outcomes):
         return 130
     return 0 if all(o.status == "ok" for o in outcomes) else 2

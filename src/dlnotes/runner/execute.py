@@ -5,12 +5,14 @@ atomically. A failed or interrupted run leaves the previous report as it was.
 
 from __future__ import annotations
 
+import contextlib
 import errno
 import fcntl
 import json
 import math
 import os
 import platform
+import tempfile
 import time
 import urllib.error
 import urllib.request
@@ -24,6 +26,7 @@ from typing import Any
 from ..files import why_unwritable, write_atomic
 from ..params import ParameterError
 from ..spec import validate
+from . import dry
 from .chapter import Chapter, ChapterError, list_chapters, metrics_from_notebook
 from .datasets import chapter_datasets, prepare_datasets
 
@@ -41,6 +44,7 @@ class RunResult:
     report: Path
     metrics: dict[str, Any]
     seconds: float
+    estimate: dict[str, Any] | None = None  # a dry run's prediction of the real run
 
 
 def _resolve_device(name: str) -> tuple[str, str]:
@@ -167,6 +171,7 @@ def preflight(
     device: str | None = None,
     output: Path | None = None,
     cell_timeout: float | None = None,
+    dry_run: int | None = None,
 ) -> tuple[dict[str, Any], dict[str, Any], Path, dict[str, str], str]:
     """Check a run's inputs before anything starts; raise ParameterError or ChapterError.
 
@@ -184,8 +189,16 @@ def preflight(
             wanted[key] = value
     _check_timeout(cell_timeout)
     params = validate(name, spec, wanted)
-    output = Path(output).resolve() if output else chapter.report
+    if dry_run is not None and dry_run < 1:
+        raise ParameterError(f"--steps must be at least 1, got {dry_run}")
+    default = chapter.root / "build" / "dry" / chapter.report.name if dry_run else chapter.report
+    output = Path(output).resolve() if output else default
     _check_output(output, chapter)
+    if dry_run and output == chapter.report.resolve():
+        raise ChapterError(
+            f"--output {output} is the chapter's report; a dry run's numbers are placeholders "
+            "and never replace it (leave --output out: build/dry/ is the default)"
+        )
     env = resolved_environment()
     device_type, device_text = _resolve_device(params.get("DEVICE", spec.params["DEVICE"].default))
     params["DEVICE"] = device_type
@@ -207,6 +220,7 @@ def run_chapter(
     output: Path | None = None,
     progress: bool = True,
     cell_timeout: float | None = None,
+    dry_run: int | None = None,
 ) -> RunResult:
     """Execute ``chapter`` with papermill and write its report, provenance and metrics.
 
@@ -215,7 +229,10 @@ def run_chapter(
     that cannot be written, a timeout that is not positive, a mirror or cache that is unusable.
     The source is read and fingerprinted once, and that same text is what runs. The report and
     metrics are replaced only after a successful run. ``cell_timeout`` (seconds) fails the run
-    when one cell runs longer.
+    when one cell runs longer. ``dry_run`` (a number of batches) runs the chapter at the
+    profile's shapes with every pass shortened to that many batches (:mod:`dlnotes.runner.dry`):
+    its report goes to ``build/dry/``, its numbers are placeholders, and the result carries an
+    estimate of the real run's time.
     """
     import nbformat
     import papermill
@@ -229,7 +246,7 @@ def run_chapter(
     name, spec = chapter.name, chapter.params
     params, wanted, output, env, device_text = preflight(
         chapter, profile=profile, overrides=overrides, device=device, output=output,
-        cell_timeout=cell_timeout,
+        cell_timeout=cell_timeout, dry_run=dry_run,
     )  # fmt: skip
 
     from ..env import machine_record
@@ -239,7 +256,18 @@ def run_chapter(
     machine = machine_record(params["DEVICE"])
     fingerprint = chapter.fingerprint  # taken before execution, from the text that will run
     partial = chapter.root / "build" / "runs" / f"{name}.ipynb"
-    with _lock(partial.with_suffix(".lock"), name), _environment(env):
+    if dry_run:  # its own files and lock: a dry run writes nothing a real run reads
+        partial = chapter.root / "build" / "dry" / f"{name}.run.ipynb"
+    scratch = contextlib.ExitStack()
+    with _lock(partial.with_name(f"{name}.lock"), name), _environment(env), scratch:
+        source = chapter.notebook()
+        if dry_run:
+            import nbformat.v4
+
+            work = Path(scratch.enter_context(tempfile.TemporaryDirectory(prefix="dlnotes-dry-")))
+            log = work / "passes.jsonl"
+            setup = dry.setup_source(dry_run, log, work / "checkpoints")
+            source.cells.insert(0, nbformat.v4.new_code_cell(setup))
         chapter.sync_pair()
         started, t0 = datetime.now(timezone.utc), time.perf_counter()
         unchanged = (
@@ -255,7 +283,7 @@ def run_chapter(
             raise ChapterError(f"{name}: nothing was run, {unchanged}: {exc}") from None
         try:
             papermill.execute_notebook(
-                chapter.notebook(),
+                source,
                 str(partial),
                 parameters=params,
                 kernel_name="python3",
@@ -288,6 +316,16 @@ def run_chapter(
 
         notebook = nbformat.read(partial, as_version=4)
         resolved = spec.resolved(params)
+        forecast = None
+        if dry_run:
+            import nbformat.v4
+
+            forecast = dry.estimate(notebook, log)
+            if log.exists():  # kept beside the report: what the estimate was made from
+                write_atomic(output.with_suffix(".passes.jsonl"), log.read_bytes())
+            notebook.cells[0] = nbformat.v4.new_markdown_cell(
+                dry.banner(dry_run, resolved.get("PROFILE"))
+            )
         notebook.metadata["dlnotes"] = {
             "chapter": name,
             "profile": resolved.get("PROFILE"),
@@ -304,17 +342,22 @@ def run_chapter(
             "source_parts": fingerprint.to_json(),
         }
         metrics = metrics_from_notebook(notebook)
+        written: dict[str, Any] = metrics
+        if dry_run:
+            notebook.metadata["dlnotes"]["dry_run"] = {"steps": dry_run, "estimate": forecast}
+            written = {"placeholders": True, "dry_run_steps": dry_run, "metrics": metrics,
+                       "estimate": forecast}  # fmt: skip
         try:
             write_atomic(output, nbformat.writes(notebook))
             write_atomic(
-                Chapter.metrics_for(output), json.dumps(metrics, indent=1, sort_keys=True) + "\n"
+                Chapter.metrics_for(output), json.dumps(written, indent=1, sort_keys=True) + "\n"
             )
         except OSError as exc:
             raise ChapterError(
                 f"{name}: the run finished but its report could not be written to {output} "
                 f"({exc.strerror or exc}); the executed notebook is {partial}"
             ) from None
-    return RunResult(name, output, metrics, seconds)
+    return RunResult(name, output, metrics, seconds, forecast)
 
 
 def describe_chapters(root: Path) -> str:

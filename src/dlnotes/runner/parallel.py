@@ -41,6 +41,7 @@ class ChapterJob:
     output: str | None = None
     cell_timeout: float | None = None
     env: dict[str, str] = field(default_factory=dict)
+    dry_run: int | None = None  # batches per pass of a dry run; None: a real run
 
     def __call__(self) -> dict[str, Any]:
         """Run the chapter here; return its outcome as a dict (errors included, not raised)."""
@@ -60,6 +61,7 @@ class ChapterJob:
                 output=Path(self.output) if self.output else None,
                 progress=False,
                 cell_timeout=self.cell_timeout,
+                dry_run=self.dry_run,
             )
         except (ChapterError, ParameterError, DataError) as exc:
             return {"chapter": self.chapter, "ok": False, "error": str(exc),
@@ -68,7 +70,8 @@ class ChapterJob:
             return {"chapter": self.chapter, "ok": False, "seconds": time.perf_counter() - began,
                     "error": "interrupted; its previous report is unchanged"}  # fmt: skip
         return {"chapter": self.chapter, "ok": True, "report": str(result.report),
-                "metrics": result.metrics, "seconds": result.seconds}  # fmt: skip
+                "metrics": result.metrics, "seconds": result.seconds,
+                "estimate": result.estimate}  # fmt: skip
 
 
 @dataclass
@@ -80,6 +83,8 @@ class JobOutcome:
     seconds: float
     device: str
     detail: str = ""
+    report: str | None = None
+    estimate: dict | None = None  # a dry run's prediction of the real run
 
 
 def worker_environments(jobs: int, *, gpus: int | None = None, cores: int | None = None) -> list:
@@ -191,7 +196,8 @@ def _outcome(handle, job: ChapterJob, began: float, device: str) -> JobOutcome:
     except Exception as exc:  # the worker itself failed (killed, out of memory, cancelled)
         return JobOutcome(job.chapter, "failed", wall, device, str(exc).strip().splitlines()[-1])
     if result["ok"]:
-        return JobOutcome(job.chapter, "ok", wall, device, "")
+        return JobOutcome(job.chapter, "ok", wall, device, "", result.get("report"),
+                          result.get("estimate"))  # fmt: skip
     status = "interrupted" if result["error"].startswith("interrupted") else "failed"
     return JobOutcome(job.chapter, status, wall, device, result["error"])
 

@@ -1,0 +1,235 @@
+"""Dry runs and time estimates: a chapter at a profile's real shapes, a few steps per pass.
+
+``dlnotes run CH --profile full --dry-run`` executes the chapter as it is, with the profile's
+image sizes, widths, sequence lengths, batch sizes and whole datasets in memory, but every pass
+over a ``Batches`` or a ``DataLoader`` stops after ``steps`` batches, and every ``predict`` (and
+so ``evaluate``) computes its first batch and repeats it to the input's length.
+A shortened pass has that many batches as its ``len()`` too, so code that plans by it
+(snapshot steps, a schedule's length) sees what it will get. Epoch counts are kept, so every
+hook, table and figure of the chapter is exercised. The
+report goes to ``build/dry/``, never to the book; its checkpoints to a temporary folder, never
+to the cache; its first cell and its metrics file say that every number is a placeholder.
+
+``--estimate`` adds a prediction of the real run's wall time on this device, per section:
+each cell's dry wall time, less the time its shortened passes took, plus what the whole passes
+would take (the first batch as measured, each further one at the median of the measured ones;
+a ``predict`` scaled by its rows).
+
+Why patches installed by a first cell rather than a switch inside ``fit``: the source of
+``fit`` and of what it calls is part of every checkpoint key (:func:`dlnotes.state.code_digest`),
+so a dry-run branch there would retrain every model of the book. Here nothing of ``dlnotes``
+changes; the kernel of a dry run gets different functions, and its checkpoint keys do not matter
+since its checkpoints are thrown away.
+
+Loops a chapter writes by hand over ``range`` (chapter 01's numpy network, chapter 05's
+CycleGAN) are not shortened: a dry run of those runs them whole.
+"""
+
+from __future__ import annotations
+
+import bisect
+import json
+import statistics
+import time
+from datetime import datetime
+from pathlib import Path
+from typing import Any
+
+__all__ = ["DEFAULT_STEPS", "install", "setup_source", "banner", "estimate", "format_estimate"]
+
+DEFAULT_STEPS = 3  # the first batch of a pass warms up; the others give the step time
+
+
+def install(steps: int, log: str | Path, checkpoints: str | Path) -> None:
+    """Shorten this process's training and prediction passes to ``steps`` batches, write one
+    JSON line per pass to ``log``, and put checkpoints under ``checkpoints``. Called by the
+    first cell of a dry run's notebook, before the chapter imports anything."""
+    import functools
+
+    from torch.utils.data import DataLoader
+
+    from .. import state, train
+
+    if steps < 1:
+        raise ValueError(f"steps must be at least 1, got {steps}")
+    handle = open(Path(log), "a", buffering=1)  # one line a pass; open for the kernel's life
+
+    def record(kind: str, **fields: Any) -> None:
+        handle.write(json.dumps({"kind": kind, **fields}) + "\n")
+
+    def shortened(iterator, real: int | None, kind: str):
+        # setup: until the first batch is made (a shuffle, say); times[i]: from handing out
+        # batch i until batch i + 1 is made, that is the consumer's step and our next batch.
+        began, mark = time.time(), time.perf_counter()
+        setup, times = 0.0, []
+        try:
+            for i, item in enumerate(iterator):
+                made = time.perf_counter()
+                if i == 0:
+                    setup = made - mark
+                else:
+                    times[-1] += made - mark
+                yield item
+                mark = time.perf_counter()
+                times.append(mark - made)
+                if i + 1 >= steps:
+                    break
+        finally:
+            record(kind, start=began, end=time.time(), real=real, done=len(times),
+                   setup=setup, times=times)  # fmt: skip
+
+    # A shortened pass says it is short: code that plans by len() (snapshot steps, a schedule's
+    # length, fit's step count) sees the batches it will get.
+    batches_iter, batches_len = train.Batches.__iter__, train.Batches.__len__
+
+    def batches(self):
+        return shortened(batches_iter(self), batches_len(self), "train")
+
+    loader_iter, loader_len = DataLoader.__iter__, DataLoader.__len__
+
+    def loader(self):
+        try:
+            real = loader_len(self)
+        except TypeError:  # an iterable dataset without a length
+            real = None
+        return shortened(loader_iter(self), real, "train")
+
+    full_predict = train.predict
+
+    @functools.wraps(full_predict)
+    def predict(model, X, *, batch_size: int = 4096, **kwargs):
+        rows = min(len(X), batch_size)  # one batch at its real size: the largest it computes
+        began, t = time.time(), time.perf_counter()
+        out = full_predict(model, X[:rows], batch_size=batch_size, **kwargs)
+        record("predict", start=began, end=time.time(), real=len(X), done=rows,
+               seconds=time.perf_counter() - t)  # fmt: skip
+        if rows < len(X):  # placeholders of the right shape: the computed rows, repeated
+            reps = -(-len(X) // rows)
+            out = out.repeat(reps, *([1] * (out.dim() - 1)))[: len(X)]
+        return out
+
+    full_checkpoint_file = state.checkpoint_file
+
+    @functools.wraps(full_checkpoint_file)
+    def checkpoint_file(name, config, *, code=(), root=None):
+        return full_checkpoint_file(name, config, code=code, root=root or checkpoints)
+
+    train.Batches.__iter__ = batches
+    train.Batches.__len__ = lambda self: min(batches_len(self), steps)
+    DataLoader.__iter__ = loader
+    DataLoader.__len__ = lambda self: min(loader_len(self), steps)
+    train.predict = predict
+    state.checkpoint_file = checkpoint_file
+
+
+def setup_source(steps: int, log: Path, checkpoints: Path) -> str:
+    """Return the code of the cell a dry run's notebook starts with."""
+    return (
+        "# dlnotes dry run: shortened passes, throw-away checkpoints (see dlnotes.runner.dry)\n"
+        "from dlnotes.runner.dry import install as _dry_install\n"
+        f"_dry_install({steps}, {str(log)!r}, {str(checkpoints)!r})\n"
+        "del _dry_install"
+    )
+
+
+def banner(steps: int, profile: str | None) -> str:
+    """Return the markdown that replaces the setup cell in a dry run's report."""
+    return (
+        f"**Dry run** of the `{profile}` profile: every pass over the training data stopped "
+        f"after {steps} batches and every prediction computed its first batch, repeated. "
+        "Every number, table and figure on this page is a placeholder; only that the chapter "
+        "runs at these shapes, and how long its parts take, is real."
+    )
+
+
+def _times(cell) -> tuple[float, float] | None:
+    meta = cell.get("metadata", {}).get("papermill", {})
+    try:
+        start = datetime.fromisoformat(meta["start_time"].replace("Z", "+00:00"))
+        end = datetime.fromisoformat(meta["end_time"].replace("Z", "+00:00"))
+    except (KeyError, TypeError, ValueError, AttributeError):
+        return None
+    return start.timestamp(), end.timestamp()
+
+
+def _predicted(entry: dict) -> tuple[float, float]:
+    """Return (seconds the shortened pass took, seconds the whole pass would take)."""
+    if entry["kind"] == "predict":
+        done, real, took = entry["done"], entry["real"], entry["seconds"]
+        return took, took * real / done if done else took
+    times, real = entry["times"], entry["real"]
+    took = entry["setup"] + sum(times)
+    if not times or real is None:
+        return took, took
+    rest = statistics.median(times[1:]) if len(times) > 1 else times[0]
+    return took, entry["setup"] + times[0] + rest * max(real - 1, 0)
+
+
+def estimate(notebook, log: Path) -> dict[str, Any]:
+    """Return the predicted wall time of the real run, per section and in all, from an
+    executed dry-run ``notebook`` and its pass ``log``."""
+    entries = []
+    if Path(log).exists():
+        entries = [json.loads(line) for line in Path(log).read_text().splitlines() if line]
+    # Each pass belongs to the cell that was running when it began: the last one started.
+    cells = []
+    section = "(before the first section)"
+    for cell in notebook.cells:
+        if cell.cell_type == "markdown":
+            heads = [
+                line[3:].strip() for line in cell.source.splitlines() if line.startswith("## ")
+            ]
+            section = heads[0] if heads else section
+        elif (span := _times(cell)) is not None:
+            cells.append((span[0], max(span[1] - span[0], 0.0), section))
+    cells.sort(key=lambda c: c[0])
+    starts = [c[0] for c in cells]
+    took = [0.0] * len(cells)
+    whole = [0.0] * len(cells)
+    passes = [0] * len(cells)
+    for entry in entries:
+        i = max(bisect.bisect_right(starts, entry["start"]) - 1, 0)
+        if not cells:
+            break
+        a, b = _predicted(entry)
+        took[i], whole[i], passes[i] = took[i] + a, whole[i] + b, passes[i] + 1
+    sections: dict[str, dict[str, Any]] = {}
+    for i, (_, wall, name) in enumerate(cells):
+        s = sections.setdefault(name, {"section": name, "dry_s": 0.0, "estimate_s": 0.0,
+                                       "training_s": 0.0, "passes": 0})  # fmt: skip
+        s["dry_s"] += wall
+        s["training_s"] += whole[i]
+        s["estimate_s"] += max(wall - took[i], 0.0) + whole[i]
+        s["passes"] += passes[i]
+    sections = list(sections.values())
+    sections = [s for s in sections if s["dry_s"] or s["passes"]]
+    for s in sections:
+        for key in ("dry_s", "estimate_s", "training_s"):
+            s[key] = round(s[key], 1)
+    total = round(sum(s["estimate_s"] for s in sections), 1)
+    return {"sections": sections, "estimate_s": total,
+            "dry_s": round(sum(s["dry_s"] for s in sections), 1),
+            "passes": len(entries)}  # fmt: skip
+
+
+def _clock(seconds: float) -> str:
+    if seconds < 90:
+        return f"{seconds:.0f} s"
+    if seconds < 5400:
+        return f"{seconds / 60:.0f} min"
+    return f"{seconds / 3600:.1f} h"
+
+
+def format_estimate(chapter: str, profile: str | None, device: str, result: dict) -> str:
+    """Return the estimate as a table for the terminal."""
+    width = max([len(s["section"]) for s in result["sections"]] + [7])
+    width = min(width, 60)
+    lines = [f"{chapter} at {profile} on {device}: about {_clock(result['estimate_s'])} "
+             f"(dry run {_clock(result['dry_s'])}, {result['passes']} shortened passes)",
+             f"  {'section':<{width}}  {'estimate':>9}  {'training':>9}"]  # fmt: skip
+    for s in result["sections"]:
+        name = s["section"] if len(s["section"]) <= width else s["section"][: width - 1] + "…"
+        lines.append(
+            f"  {name:<{width}}  {_clock(s['estimate_s']):>9}  {_clock(s['training_s']):>9}"
+        )
+    return "\n".join(lines)
