@@ -111,6 +111,8 @@ def test_a_dry_run_keeps_shapes_and_epochs_and_cuts_every_pass(trainer):
     assert sections["Training"]["training_s"] > 0 and forecast["passes"] == 6
     passes = result.report.with_suffix(".passes.jsonl").read_text().splitlines()
     assert [json.loads(line)["real"] for line in passes] == [100, 100, 100, 50, 1600, 1600]
+    # The first prediction computes one whole batch; the second, same model and shape, 2 rows.
+    assert [json.loads(line)["done"] for line in passes][-2:] == [100, 2]
     assert forecast["estimate_s"] == pytest.approx(sum(s["estimate_s"] for s in sections.values()))
 
     # The real run of the same profile takes every batch, and writes the cache's checkpoint.

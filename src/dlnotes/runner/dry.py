@@ -3,7 +3,8 @@
 ``dlnotes run CH --profile full --dry-run`` executes the chapter as it is, with the profile's
 image sizes, widths, sequence lengths, batch sizes and whole datasets in memory, but every pass
 over a ``Batches`` or a ``DataLoader`` stops after ``steps`` batches, and every ``predict`` (and
-so ``evaluate``) computes its first batch and repeats it to the input's length.
+so ``evaluate``) computes one batch at its real size (later calls for the same model and shape,
+such as an evaluation every epoch, only ``steps`` rows) and repeats it to the input's length.
 A shortened pass has that many batches as its ``len()`` too, so code that plans by it
 (snapshot steps, a schedule's length) sees what it will get. Epoch counts are kept, so every
 hook, table and figure of the chapter is exercised. The
@@ -13,7 +14,7 @@ to the cache; its first cell and its metrics file say that every number is a pla
 ``--estimate`` adds a prediction of the real run's wall time on this device, per section:
 each cell's dry wall time, less the time its shortened passes took, plus what the whole passes
 would take (the first batch as measured, each further one at the median of the measured ones;
-a ``predict`` scaled by its rows).
+a ``predict`` at the rate per row of its first whole batch).
 
 Why patches installed by a first cell rather than a switch inside ``fit``: the source of
 ``fit`` and of what it calls is part of every checkpoint key (:func:`dlnotes.state.code_digest`),
@@ -28,6 +29,7 @@ CycleGAN) are not shortened: a dry run of those runs them whole.
 from __future__ import annotations
 
 import bisect
+import inspect
 import json
 import statistics
 import time
@@ -95,15 +97,29 @@ def install(steps: int, log: str | Path, checkpoints: str | Path) -> None:
         return shortened(loader_iter(self), real, "train")
 
     full_predict = train.predict
+    rates: dict[tuple, float] = {}  # seconds per row, from the first whole batch of each kind
+    defaults = {
+        k: p.default
+        for k, p in inspect.signature(full_predict).parameters.items()
+        if p.kind is p.KEYWORD_ONLY and k != "batch_size"
+    }
 
     @functools.wraps(full_predict)
     def predict(model, X, *, batch_size: int = 4096, **kwargs):
-        rows = min(len(X), batch_size)  # one batch at its real size: the largest it computes
+        # The first call per model and input shape computes one batch at its real size (the
+        # largest the real run computes); later ones (an evaluation every epoch) only `steps`
+        # rows, and are predicted at the rate the first one measured.
+        options = {**defaults, **kwargs}  # evaluate passes amp and flip; a chapter may not
+        key = (id(model), batch_size, tuple(X.shape[1:]), repr(sorted(options.items())))
+        rows = min(len(X), steps if key in rates else batch_size)
         began, t = time.time(), time.perf_counter()
         out = full_predict(model, X[:rows], batch_size=batch_size, **kwargs)
-        record("predict", start=began, end=time.time(), real=len(X), done=rows,
-               seconds=time.perf_counter() - t)  # fmt: skip
-        if rows < len(X):  # placeholders of the right shape: the computed rows, repeated
+        took = time.perf_counter() - t
+        if key not in rates and rows:
+            rates[key] = took / rows
+        record("predict", start=began, end=time.time(), real=len(X), done=rows, seconds=took,
+               whole=rates.get(key, 0.0) * len(X))  # fmt: skip
+        if 0 < rows < len(X):  # placeholders of the right shape: the computed rows, repeated
             reps = -(-len(X) // rows)
             out = out.repeat(reps, *([1] * (out.dim() - 1)))[: len(X)]
         return out
@@ -136,7 +152,8 @@ def banner(steps: int, profile: str | None) -> str:
     """Return the markdown that replaces the setup cell in a dry run's report."""
     return (
         f"**Dry run** of the `{profile}` profile: every pass over the training data stopped "
-        f"after {steps} batches and every prediction computed its first batch, repeated. "
+        f"after {steps} batches, and every prediction computed one batch (or {steps} rows), "
+        "repeated. "
         "Every number, table and figure on this page is a placeholder; only that the chapter "
         "runs at these shapes, and how long its parts take, is real."
     )
@@ -156,6 +173,8 @@ def _predicted(entry: dict) -> tuple[float, float]:
     """Return (seconds the shortened pass took, seconds the whole pass would take)."""
     if entry["kind"] == "predict":
         done, real, took = entry["done"], entry["real"], entry["seconds"]
+        if "whole" in entry:
+            return took, entry["whole"]
         return took, took * real / done if done else took
     times, real = entry["times"], entry["real"]
     took = entry["setup"] + sum(times)
