@@ -359,3 +359,45 @@ def test_the_lab_reports_numbers_shown_are_the_yamls(chapter):
         elif row["lab_report"] is not None:
             number = format(row["lab_report"], row.get("format", ""))
             assert f">{number}" in tables[0], (chapter, row["label"]["en"], number)
+
+
+# Chapters whose `full` profile runs as a dry run (dlnotes.runner.dry) here. Not yet: 02's
+# is too slow for CI (it ran its first sections, then was stopped at 45 minutes); 01's
+# numpy network and 05's CycleGAN loop over `range` by hand, so their dry runs train whole
+# (hours); 06's first-epoch probes are planned from the image count, so a cut epoch reaches
+# none and its publishing cell fails (fixed when 06 is next retrained: `train_vit` keys its
+# checkpoints).
+FULL_DRY = [
+    *[pytest.param(c) for c in ("03_text", "04_gan")],
+    *[
+        pytest.param(c, marks=pytest.mark.xfail(reason=why, run=False))
+        for c, why in (
+            (
+                "02_cnn",
+                "not yet fitted to CI: its dry run's VGG section alone took 18 min on "
+                "one core (one whole evaluation batch of 4,096 at full width per run)",
+            ),
+            ("01_mlp", "the numpy network's hand-written loop is not cut: trains whole"),
+            ("05_cyclegan", "the CycleGAN's hand-written loop is not cut: trains whole"),
+            ("06_vit", "train_vit plans its probes by image count: none reached when cut"),
+        )
+    ],
+]
+
+
+@pytest.mark.slow
+@pytest.mark.mirror
+@pytest.mark.parametrize("chapter", FULL_DRY)
+def test_full_profile_dry_run(tmp_path, chapter):
+    # The full profile's shapes (whole datasets, report-sized models and batches), every pass
+    # cut to 2 batches: it completes, publishes every number the committed report publishes,
+    # as placeholders, and predicts the real run's time section by section.
+    result = run_chapter(ROOT, chapter, profile="full", device="cpu", dry_run=2, progress=False,
+                         output=tmp_path / f"{chapter}.ipynb")  # fmt: skip
+    written = json.loads(Chapter.metrics_for(result.report).read_text())
+    assert written["placeholders"] is True
+    committed = json.loads(Chapter(ROOT, chapter).metrics.read_text())
+    assert set(written["metrics"]) == set(committed)
+    forecast = result.estimate
+    assert forecast["passes"] > 0 and forecast["estimate_s"] > forecast["dry_s"]
+    assert any(s["training_s"] > 0 for s in forecast["sections"])
