@@ -124,6 +124,7 @@ def run(recipe: str, device: torch.device, seed: int) -> dict:
     # (`add_param_group` is wrapped by `torch._disable_dynamo`), where it cost every recipe
     # about 2 s (1.4 s on a 2-core AMD EPYC, one thread, measured alone).
     import torch._dynamo  # noqa: F401
+
     if recipe == "ours":
         import speedrun
 
