@@ -210,10 +210,9 @@ def _run(root: Path, args) -> int:
         print("dlnotes run: --steps is for a dry run; add --dry-run or --estimate",
               file=sys.stderr)  # fmt: skip
         return 2
-    dry_run = (args.steps or DEFAULT_STEPS) if (args.dry_run or args.estimate) else None
-    if dry_run is not None and args.steps is not None and args.steps < 1:
-        print(f"dlnotes run: --steps must be at least 1, got {args.steps}", file=sys.stderr)
-        return 2
+    dry_run = None  # a real run; --steps below 1 is refused with the other inputs (preflight)
+    if args.dry_run or args.estimate:
+        dry_run = DEFAULT_STEPS if args.steps is None else args.steps
     parallel = _parallel_settings(root, args)
     if len(names) == 1 and parallel is None and args.output_dir is None:
         result = run_chapter(
