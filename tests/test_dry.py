@@ -166,7 +166,7 @@ def test_the_estimate_replaces_shortened_passes_with_whole_ones(tmp_path):
     # Two sections; the second's cell ran 10 s, of which one shortened pass took
     # 0.5 (making the first batch) + 1.0 (its first step) + 2 × 0.25; the whole pass has 101
     # batches, so it would take 0.5 + 1.0 + 100 × 0.25 = 26.5 s, and the cell 10 - 2 + 26.5.
-    # A prediction of 100 of 1,000 rows took 0.2 s: 2 s whole.
+    # A prediction of 100 of 1,000 rows took 0.2 s; its log says 2 s whole.
     t = 1_000_000.0
     nb = nbformat.v4.new_notebook()
     cells = [
@@ -183,7 +183,7 @@ def test_the_estimate_replaces_shortened_passes_with_whole_ones(tmp_path):
         {"kind": "train", "start": t + 4, "end": t + 6, "real": 101, "done": 3, "setup": 0.5,
          "times": [1.0, 0.25, 0.25]},
         {"kind": "predict", "start": t + 7, "end": t + 7.2, "real": 1000, "done": 100,
-         "seconds": 0.2},
+         "seconds": 0.2, "whole": 2.0},
     ]  # fmt: skip
     log.write_text("".join(json.dumps(e) + "\n" for e in entries))
     forecast = dry.estimate(nb, log)

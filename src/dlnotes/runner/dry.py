@@ -172,10 +172,7 @@ def _times(cell) -> tuple[float, float] | None:
 def _predicted(entry: dict) -> tuple[float, float]:
     """Return (seconds the shortened pass took, seconds the whole pass would take)."""
     if entry["kind"] == "predict":
-        done, real, took = entry["done"], entry["real"], entry["seconds"]
-        if "whole" in entry:
-            return took, entry["whole"]
-        return took, took * real / done if done else took
+        return entry["seconds"], entry["whole"]
     times, real = entry["times"], entry["real"]
     took = entry["setup"] + sum(times)
     if not times or real is None:
@@ -206,10 +203,8 @@ def estimate(notebook, log: Path) -> dict[str, Any]:
     took = [0.0] * len(cells)
     whole = [0.0] * len(cells)
     passes = [0] * len(cells)
-    for entry in entries:
+    for entry in entries if cells else ():
         i = max(bisect.bisect_right(starts, entry["start"]) - 1, 0)
-        if not cells:
-            break
         a, b = _predicted(entry)
         took[i], whole[i], passes[i] = took[i] + a, whole[i] + b, passes[i] + 1
     sections: dict[str, dict[str, Any]] = {}
