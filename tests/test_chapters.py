@@ -308,7 +308,9 @@ def test_plain_papermill_refuses_an_unknown_parameter_in_the_first_cells(tmp_pat
 
 
 # Chapters rewritten as lessons (issue 20: a cell defines, runs or shows; code fits the column).
-RESTRUCTURED = {"01_mlp", "02_cnn", "03_text", "04_gan", "05_cyclegan", "07_activations"}
+RESTRUCTURED = {
+    "01_mlp", "02_cnn", "03_text", "04_gan", "05_cyclegan", "06_vit", "07_activations"
+}  # fmt: skip
 COLUMN = 79  # characters of code the book's column shows without scrolling (14 px monospace)
 
 
@@ -364,11 +366,9 @@ def test_the_lab_reports_numbers_shown_are_the_yamls(chapter):
 # Chapters whose `full` profile runs as a dry run (dlnotes.runner.dry) here. Not yet: 02's
 # is too slow for CI (it ran its first sections, then was stopped at 45 minutes); 01's
 # numpy network and 05's CycleGAN loop over `range` by hand, so their dry runs train whole
-# (hours); 06's first-epoch probes are planned from the image count, so a cut epoch reaches
-# none and its publishing cell fails (fixed when 06 is next retrained: `train_vit` keys its
-# checkpoints).
+# (hours).
 FULL_DRY = [
-    *[pytest.param(c) for c in ("03_text", "04_gan")],
+    *[pytest.param(c) for c in ("03_text", "04_gan", "06_vit")],
     *[
         pytest.param(c, marks=pytest.mark.xfail(reason=why, run=False))
         for c, why in (
@@ -379,7 +379,6 @@ FULL_DRY = [
             ),
             ("01_mlp", "the numpy network's hand-written loop is not cut: trains whole"),
             ("05_cyclegan", "the CycleGAN's hand-written loop is not cut: trains whole"),
-            ("06_vit", "train_vit plans its probes by image count: none reached when cut"),
         )
     ],
 ]

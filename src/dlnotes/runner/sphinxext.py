@@ -116,7 +116,10 @@ class OverviewTable(SphinxDirective):
                     ours = _OF[language].format(ours, _format(total, "d"))
                 meta = run["meta"]
                 where = f"{meta.get('profile', '?')}, {meta.get('device', '?').split(',')[0]}"
-                scale, differs = scale_cell(row.get("scale", []), run["report_scale"],
+                # A row may give the report's own scale where the chapter's `full` profile
+                # is not it (06's √d study: 5 epochs a run, where the report trained 50).
+                report_scale = run["report_scale"] | row.get("report_scale", {})
+                scale, differs = scale_cell(row.get("scale", []), report_scale,
                                             meta.get("parameters", {}), language)  # fmt: skip
             else:
                 ours, where, scale = _MISSING[language], "—", "—"
