@@ -307,17 +307,12 @@ def test_plain_papermill_refuses_an_unknown_parameter_in_the_first_cells(tmp_pat
     assert "check_injected(" in executed.cells[failed[0]].source
 
 
-# Chapters rewritten as lessons (issue 20: a cell defines, runs or shows; code fits the column).
-RESTRUCTURED = {
-    "01_mlp", "02_cnn", "03_text", "04_gan", "05_cyclegan", "06_vit", "07_activations"
-}  # fmt: skip
+# Every chapter is a lesson (issue 20: a cell defines, runs or shows; code fits the column).
 COLUMN = 79  # characters of code the book's column shows without scrolling (14 px monospace)
 
 
 @pytest.mark.parametrize("chapter", CHAPTERS)
 def test_code_cells_fit_the_books_column_and_do_one_thing(chapter):
-    if chapter not in RESTRUCTURED:
-        pytest.xfail("issue 20: this chapter is not restructured yet")
     notebook = jupytext.read(ROOT / "notebooks" / f"{chapter}.py")
     folded = {"parameters"}  # a folded cell's width is not on the page until it is opened
     for index, cell in enumerate(notebook.cells):
@@ -339,9 +334,8 @@ def notebook_source(chapter: str) -> str:
 def test_the_lab_reports_numbers_shown_are_the_yamls(chapter):
     from dlnotes.report import lab_report_rows
 
-    if "lab_report_table(" not in notebook_source(chapter):
-        assert chapter not in RESTRUCTURED, f"{chapter}: its comparison must come from the YAML"
-        pytest.xfail("issue 20: this chapter types the reports' numbers itself")
+    source = notebook_source(chapter)
+    assert "lab_report_table(" in source, f"{chapter}: its comparison must come from the YAML"
     rows = lab_report_rows(chapter, start=ROOT)
     assert rows, f"book/lab_report_numbers.yml has no rows for {chapter}"
     report = nbformat.read(ROOT / "book" / "chapters" / f"{chapter}.ipynb", as_version=4)
