@@ -16,7 +16,18 @@ The peers are written here from their published descriptions, not copied:
   torchvision's `MNIST` (`ToTensor`, `Normalize`), test batches of 1,000. The script trains 14
   epochs; here it stops after the first epoch whose test accuracy reaches 99%, which is the
   time it needs to the target.
+- **fast-MNIST, this machine's choices**: the same recipe given what ours gets on this machine,
+  channels-last layout and bf16 autocast where the CPU computes bf16 natively (`bf16_is_fast`);
+  the published recipe runs in float32 in the default layout. On a CPU with AVX-512 BF16 this
+  makes the peer about twice as fast, so the comparison is shown both ways.
 - **ours**: `speedrun.mnist` (bench/speedrun.py).
+
+CIFAR-10 (`--task cifar10`), on the mirror's JPEG copy (quality ≈75), 94% the target:
+
+- **airbench94**: bench/airbench.py (credited there), on the CPU with bf16 autocast where the CPU
+  computes bf16 natively, float32 elsewhere. Its clock, like ours, runs from reading the decoded
+  dataset to after the (test-time augmented) test pass.
+- **ours**: `speedrun.cifar10`, chapter 02's section-6 recipe at the chapter's `full` profile.
 
 One clock for all: it starts before the cached dataset is read and stops after the last test
 pass, so data loading, training and every evaluation count; starting Python and importing torch
@@ -38,8 +49,11 @@ import torch.nn.functional as F
 from torch import nn
 
 HERE = Path(__file__).resolve().parent
-RECIPES = ("fast-mnist", "pytorch-examples", "ours")
-TARGET = 0.99
+TASKS = {  # task: (recipes, target test accuracy)
+    "mnist": (("fast-mnist", "fast-mnist-tuned", "pytorch-examples", "ours"), 0.99),
+    "cifar10": (("airbench94", "ours-cifar10"), 0.94),
+}
+RECIPES = tuple(r for recipes, _ in TASKS.values() for r in recipes)
 
 
 def fast_mnist_net() -> nn.Module:
@@ -61,27 +75,34 @@ def examples_net() -> nn.Module:
     )  # fmt: skip
 
 
-def fast_mnist(device: torch.device, seed: int) -> dict:
-    """Train the fast-MNIST recipe; return seconds and test accuracy."""
+def fast_mnist(device: torch.device, seed: int, tuned: bool = False) -> dict:
+    """Train the fast-MNIST recipe (``tuned``: in this machine's layout and precision); return
+    seconds and test accuracy."""
     from dlnotes.data import load_images
+    from dlnotes.env import bf16_is_fast
     from dlnotes.train import Batches, accuracy, evaluate, fit
 
+    amp = tuned and bf16_is_fast(device)
+    layout = torch.channels_last if tuned else torch.contiguous_format
     began = time.perf_counter()
     data = load_images("mnist", device=device, progress=False)
     (X, y), (X_test, y_test) = data["train"], data["test"]
+    X, X_test = X.contiguous(memory_format=layout), X_test.contiguous(memory_format=layout)
     torch.manual_seed(seed)
-    model = fast_mnist_net().to(device)
+    model = fast_mnist_net().to(device, memory_format=layout)
     batches = Batches(X, y, 256, generator=torch.Generator().manual_seed(seed))
     opt = torch.optim.Adam(model.parameters(), lr=0.01, betas=(0.7, 0.9))
     sched = torch.optim.lr_scheduler.OneCycleLR(opt, max_lr=0.01, total_steps=len(batches))
-    fit(model, opt, nn.CrossEntropyLoss(), batches, epochs=1, scheduler=sched, amp=False,
+    fit(model, opt, nn.CrossEntropyLoss(), batches, epochs=1, scheduler=sched, amp=amp,
         progress=False)  # fmt: skip
-    _, acc = evaluate(model, nn.CrossEntropyLoss(), X_test, y_test, metric=accuracy, amp=False)
-    return {"seconds": time.perf_counter() - began, "test_acc": acc, "epochs": 1}
+    _, acc = evaluate(model, nn.CrossEntropyLoss(), X_test, y_test, metric=accuracy, amp=amp)
+    return {"seconds": time.perf_counter() - began, "test_acc": acc, "epochs": 1,
+            "precision": "bf16 autocast" if amp else "float32",
+            "layout": "channels-last" if tuned else "contiguous"}  # fmt: skip
 
 
 def pytorch_examples(device: torch.device, seed: int, max_epochs: int = 14) -> dict:
-    """Train pytorch/examples' MNIST script until test accuracy reaches TARGET."""
+    """Train pytorch/examples' MNIST script until test accuracy reaches the MNIST target."""
     from torch.utils.data import DataLoader
     from torchvision import datasets, transforms
 
@@ -112,7 +133,7 @@ def pytorch_examples(device: torch.device, seed: int, max_epochs: int = 14) -> d
                        for x, t in test_loader)  # fmt: skip
         curve.append(hits / len(test))
         sched.step()
-        if curve[-1] >= TARGET:
+        if curve[-1] >= TASKS["mnist"][1]:
             break
     return {"seconds": time.perf_counter() - began, "test_acc": curve[-1], "epochs": len(curve),
             "test_acc_per_epoch": curve}  # fmt: skip
@@ -131,11 +152,23 @@ def run(recipe: str, device: torch.device, seed: int) -> dict:
         result = speedrun.mnist(device, seed=seed)
         config = result.pop("recipe")
         return {**result, "epochs": config["epochs"], "config": config}
+    if recipe == "ours-cifar10":
+        import speedrun
+
+        result = speedrun.cifar10(device, seed=seed)
+        config = result.pop("recipe")
+        return {**result, "epochs": config["epochs"], "config": config}
+    if recipe == "airbench94":
+        import airbench
+
+        return airbench.train(device, seed=seed)
+    if recipe == "fast-mnist-tuned":
+        return fast_mnist(device, seed, tuned=True)
     return {"fast-mnist": fast_mnist, "pytorch-examples": pytorch_examples}[recipe](device, seed)
 
 
-def summary(rows: list[dict]) -> dict:
-    """Median seconds, mean / min accuracy and the share of seeds at TARGET, per recipe."""
+def summary(rows: list[dict], target: float) -> dict:
+    """Median seconds, mean / min accuracy and the share of seeds at ``target``, per recipe."""
     out = {}
     for recipe in RECIPES:
         mine = [r for r in rows if r["recipe"] == recipe]
@@ -146,16 +179,27 @@ def summary(rows: list[dict]) -> dict:
                 "median_seconds": statistics.median(r["seconds"] for r in mine),
                 "mean_test_acc": statistics.fmean(accs),
                 "min_test_acc": min(accs),
-                "at_target": sum(a >= TARGET for a in accs),
+                "at_target": sum(a >= target for a in accs),
             }
     return out
 
 
+def _write(path: Path, result: dict) -> None:
+    """Write ``result`` as JSON atomically: an interrupted run leaves the last whole file."""
+    tmp = path.with_suffix(".tmp")
+    tmp.write_text(json.dumps(result, indent=1) + "\n")
+    tmp.replace(path)
+
+
 def main(argv: list[str] | None = None) -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--seeds", type=int, default=5, help="seeds per recipe (the baseline: 1)")
+    parser.add_argument("--task", choices=TASKS, default="mnist")
+    parser.add_argument("--seeds", type=int, default=None,
+                        help="seeds per recipe (MNIST 5, CIFAR-10 3; the MNIST baseline: 1)")  # fmt: skip
     parser.add_argument("--device", default="cpu")
     parser.add_argument("--only", nargs="*", choices=RECIPES, help="recipes to run")
+    parser.add_argument("--resume", action="store_true",
+                        help="keep the runs already in the JSON made on this machine and torch")  # fmt: skip
     parser.add_argument("--child", nargs=2, metavar=("RECIPE", "SEED"), help=argparse.SUPPRESS)
     args = parser.parse_args(argv)
     sys.path.insert(0, str(HERE))
@@ -163,27 +207,44 @@ def main(argv: list[str] | None = None) -> None:
     if args.child:
         print(json.dumps(run(args.child[0], device, int(args.child[1]))))
         return
+    recipes, target = TASKS[args.task]
+    if wrong := [r for r in args.only or () if r not in recipes]:
+        parser.error(
+            f"{', '.join(wrong)} not a {args.task} recipe; choose from {', '.join(recipes)}"
+        )
+    seeds = args.seeds or {"mnist": 5, "cifar10": 3}[args.task]
     from speed import _child, header
 
     from dlnotes.data import load_images
 
-    load_images("mnist", progress=False)  # the warm-up: decode into the cache before any clock
+    name = {"mnist": "peers", "cifar10": "peers-cifar10"}[args.task]
+    out = HERE.parent / "book" / "bench" / f"{device.type}-{name}.json"
+    head = {**header(device), "task": args.task, "target": target}
     rows = []
-    for seed in range(args.seeds):  # recipes in turn within a seed, so drift spreads over all
-        for recipe in args.only or RECIPES:
-            if recipe == "pytorch-examples" and seed > 0:  # minutes a run: one seed
-                continue
+    if args.resume and out.exists():
+        old = json.loads(out.read_text())
+        if (old.get("cpu"), old.get("torch")) == (head["cpu"], head["torch"]):
+            rows = old["runs"]
+        else:
+            print(f"{out.name} was made on another machine or torch: starting afresh")
+    done = {(r["recipe"], r["seed"]) for r in rows}
+    # The warm-up: decode the dataset into the cache before any clock.
+    load_images({"mnist": "mnist", "cifar10": "cifar10-jpg"}[args.task], progress=False)
+    for seed in range(seeds):  # recipes in turn within a seed, so drift spreads over all
+        for recipe in args.only or recipes:
+            if (recipe == "pytorch-examples" and seed > 0) or (recipe, seed) in done:
+                continue  # pytorch-examples: minutes a run, one seed
             child = _child([recipe, str(seed), "--device", args.device], script=__file__)
             row = {**child, "recipe": recipe, "seed": seed}
             print(f"{recipe:17s} seed {seed}: {row['test_acc']:.2%} in {row['seconds']:.1f} s "
                   f"({row['epochs']} epoch(s))", flush=True)  # fmt: skip
             rows.append(row)
-    result = {**header(device), "target": TARGET, "runs": rows, "summary": summary(rows)}
-    out = HERE.parent / "book" / "bench" / f"{device.type}-peers.json"
-    out.write_text(json.dumps(result, indent=1) + "\n")
-    for recipe, s in result["summary"].items():
+            _write(out, {**head, "runs": rows, "summary": summary(rows, target)})
+    summ = summary(rows, target)
+    _write(out, {**head, "runs": rows, "summary": summ})
+    for recipe, s in summ.items():
         print(f"{recipe:17s} {s['median_seconds']:7.1f} s median, mean {s['mean_test_acc']:.2%}, "
-              f"lowest {s['min_test_acc']:.2%}, {s['at_target']} of {s['runs']} at 99%")  # fmt: skip
+              f"lowest {s['min_test_acc']:.2%}, {s['at_target']} of {s['runs']} at {target:.0%}")  # fmt: skip
     print(f"wrote {out}")
 
 

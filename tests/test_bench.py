@@ -79,15 +79,29 @@ def test_peer_recipes_have_their_published_networks_and_the_summary_counts_seeds
     assert torch.allclose(examples(x).exp().sum(1), torch.ones(3), atol=1e-5)  # log-softmax
     rows = [{"recipe": "ours", "seconds": s, "test_acc": a}
             for s, a in ((4.0, 0.991), (6.0, 0.989), (5.0, 0.993))]  # fmt: skip
-    summary = peers.summary(rows)["ours"]
+    summary = peers.summary(rows, 0.99)["ours"]
     assert summary["median_seconds"] == 5.0 and summary["at_target"] == 2
     assert summary["min_test_acc"] == 0.989 and abs(summary["mean_test_acc"] - 0.991) < 1e-12
     # The appendix's table: one row per recipe, its time as a multiple of the fast-MNIST peer's.
     rows.append({"recipe": "fast-mnist", "seconds": 10.0, "test_acc": 0.990})
-    (headers, table) = bench_rows({"summary": peers.summary(rows)})[0]
+    (headers, table) = bench_rows({"summary": peers.summary(rows, 0.99)})[0]
     assert [r[0] for r in table] == ["fast-MNIST (tuomaso)", "dlnotes speedrun"]
     assert len(headers) == len(table[0]) and table[1][3] == "0.50" and table[1][6] == "2 / 3"
-    assert bench_rows({"summary": peers.summary(rows)}, "zh_CN")[0][1][1][0] == "dlnotes 速通"
+    assert headers[3] == "× fast-MNIST" and headers[-1] == "Runs at 99%"
+    assert bench_rows({"summary": peers.summary(rows, 0.99)}, "zh_CN")[0][1][1][0] == "dlnotes 速通"
+    # With the peer also run in this machine's layout and precision, a second ratio column.
+    rows.append({"recipe": "fast-mnist-tuned", "seconds": 8.0, "test_acc": 0.990})
+    (headers, table) = bench_rows({"summary": peers.summary(rows, 0.99)})[0]
+    assert headers[4] == "× fast-MNIST, this machine's choices" and len(headers) == len(table[0])
+    ours = next(r for r in table if r[0] == "dlnotes speedrun")
+    assert ours[3:5] == ["0.50", "0.62"]
+    # CIFAR-10: the ratio is to airbench94, the target 94%.
+    cifar = [{"recipe": r, "seconds": s, "test_acc": 0.94} for r, s in
+             (("airbench94", 100.0), ("ours-cifar10", 80.0))]  # fmt: skip
+    result = {"task": "cifar10", "target": 0.94, "summary": peers.summary(cifar, 0.94)}
+    (headers, table) = bench_rows(result)[0]
+    assert headers[3] == "× airbench94" and headers[-1] == "Runs at 94%" and table[1][3] == "0.80"
+    assert bench_rows(result, "zh_CN")[0][0][3] == "相对 airbench94"
 
 
 def test_overhead_pairs_both_loops_on_one_network_and_the_appendix_reads_it(monkeypatch):
@@ -163,3 +177,62 @@ def test_speedrun_pools_first_and_decides_its_precision_on_the_device(monkeypatc
     # The central 20×20 pixels, for training and test alike.
     assert recipe["crop"] == 4 and shapes == [(1, 20, 20), (1, 20, 20)]
     assert 0.0 <= result["test_acc"] <= 1.0 and result["seconds"] > 0
+
+
+def test_airbench_network_whitening_and_a_short_run(monkeypatch):
+    import airbench
+    import speedrun
+
+    from dlnotes.env import bf16_is_fast
+    from dlnotes.models import n_params
+
+    torch.manual_seed(0)
+    net = airbench.net()
+    # The paper's network: about 1.97 million weights, the whitening layer's frozen.
+    assert 1_950_000 < n_params(net) < 2_000_000 and not net[0].weight.requires_grad
+    assert net(torch.randn(2, 3, 32, 32)).shape == (2, 10)
+    # Whitening: the 2×2 patches of correlated images come out with unit variance and no
+    # correlation along each of the 12 directions (the other 12 channels are their negatives).
+    g = torch.Generator().manual_seed(0)
+    base = torch.randn(64, 1, 32, 32, generator=g)
+    images = torch.cat([base, 0.5 * base + 0.1 * torch.randn(64, 2, 32, 32, generator=g)], 1)
+    airbench.whiten(net[0], images, eps=0.0)
+    out = torch.nn.functional.conv2d(images, net[0].weight)[:, :12]  # (N, 12, 31, 31)
+    flat = out.permute(1, 0, 2, 3).reshape(12, -1)
+    cov = flat @ flat.T / flat.shape[1]
+    assert torch.allclose(cov, torch.eye(12), atol=1e-3)
+    assert torch.equal(net[0].weight[12:], -net[0].weight[:12])
+
+    # A shortened run on tiny data: it trains, reports its precision, and scores six views.
+    tiny = {"train": (torch.randn(2048, 3, 32, 32, generator=g), torch.randint(0, 10, (2048,), generator=g)),
+            "test": (torch.randn(100, 3, 32, 32, generator=g), torch.randint(0, 10, (100,), generator=g))}  # fmt: skip
+    monkeypatch.setattr(airbench, "load_images", lambda *a, **k: tiny)
+    monkeypatch.setattr(airbench, "HYP", airbench.HYP | {"widths": (8, 16, 16)})
+    result = airbench.train(torch.device("cpu"), epochs=2)
+    assert result["steps"] == 4 and 0.0 <= result["test_acc"] <= 1.0
+    assert result["precision"] == ("bf16 autocast" if bf16_is_fast("cpu") else "float32")
+
+    # Chapter 02's speed recipe at `full`, for the CIFAR-10 comparison, on the same tiny data.
+    monkeypatch.setattr(speedrun, "load_images", lambda *a, **k: tiny)
+    result = speedrun.cifar10(torch.device("cpu"), width=4, epochs=1)
+    assert result["recipe"]["batch_size"] == 256 and 0.0 <= result["test_acc"] <= 1.0
+
+
+def test_chapter_02s_speed_network_is_the_one_the_benchmark_runs():
+    """bench/speedrun.py runs chapter 02's section-6 recipe outside the notebook: the chapter's
+    own cell must build the same network (a change to one fails here until the other follows)."""
+    import ast
+
+    import speedrun
+
+    source = (Path(__file__).resolve().parents[1] / "notebooks" / "02_cnn.py").read_text()
+    tree = ast.parse(source)
+    (node,) = [n for n in tree.body if isinstance(n, ast.FunctionDef) and n.name == "speed_cnn"]
+    scope = {"nn": torch.nn}
+    exec(compile(ast.Module([node], []), "02_cnn.py", "exec"), scope)
+    chapter, bench = scope["speed_cnn"](8), speedrun.cifar_cnn(8)
+    assert [repr(m) for m in chapter] == [repr(m) for m in bench]
+    for hyper, value in {"epochs": 10, "width": 64}.items():  # the chapter's `full` profile
+        key = {"epochs": "SPEED_EPOCHS", "width": "SPEED_WIDTH"}[hyper]
+        assert f'"{key}": {value}' in source.split('"full"', 1)[1].split("}", 1)[0]
+        assert speedrun.CIFAR_RECIPE[hyper] == value
