@@ -202,16 +202,18 @@ def test_benchmark_page_shows_the_committed_results_in_both_languages(site):
         (ROOT / "book" / "bench" / "cpu.json").read_text()
     )  # machine words are split into spans
     peers = (ROOT / "book" / "bench" / "cpu-peers.json").exists()
+    cifar = (ROOT / "book" / "bench" / "cpu-peers-cifar10.json").exists()
     overhead = (ROOT / "book" / "bench" / "cpu-overhead.json").exists()
-    for folder, header, peers_header, overhead_header, missing in (
-        ("en", "Samples/s", "Median wall time", "Bare loop (samples/s)", "Not measured yet"),
-        ("zh", "样本/秒", "总用时中位数", "裸循环（样本/秒）", "尚未测量"),
-    ):
+    for folder, header, peers_header, cifar_header, overhead_header, missing in (
+        ("en", "Samples/s", "Median wall time", "× airbench94", "Bare loop (samples/s)",
+         "Not measured yet"),
+        ("zh", "样本/秒", "总用时中位数", "相对 airbench94", "裸循环（样本/秒）", "尚未测量"),
+    ):  # fmt: skip
         page = (site / folder / "benchmarks.html").read_text(encoding="utf-8")
         assert header in page and all(word in page for word in result["machine"].split())
-        tables = 2 + peers + overhead + (ROOT / "book" / "bench" / "cuda.json").exists()
+        tables = 2 + peers + cifar + overhead + (ROOT / "book" / "bench" / "cuda.json").exists()
         assert page.count("<table") == tables and (peers_header in page) == peers
-        assert (overhead_header in page) == overhead
+        assert (cifar_header in page) == cifar and (overhead_header in page) == overhead
         assert "cpu.png" in page
         if not (ROOT / "book" / "bench" / "cuda.json").exists():
             assert missing in page
