@@ -146,16 +146,10 @@ def run(recipe: str, device: torch.device, seed: int) -> dict:
     # about 2 s (1.4 s on a 2-core AMD EPYC, one thread, measured alone).
     import torch._dynamo  # noqa: F401
 
-    if recipe == "ours":
+    if recipe in ("ours", "ours-cifar10"):
         import speedrun
 
-        result = speedrun.mnist(device, seed=seed)
-        config = result.pop("recipe")
-        return {**result, "epochs": config["epochs"], "config": config}
-    if recipe == "ours-cifar10":
-        import speedrun
-
-        result = speedrun.cifar10(device, seed=seed)
+        result = (speedrun.mnist if recipe == "ours" else speedrun.cifar10)(device, seed=seed)
         config = result.pop("recipe")
         return {**result, "epochs": config["epochs"], "config": config}
     if recipe == "airbench94":
