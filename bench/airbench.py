@@ -38,6 +38,7 @@ from torch import nn
 
 from dlnotes.data import load_images
 from dlnotes.env import bf16_is_fast
+from dlnotes.train import random_crop_flip
 
 HYP = {"epochs": 9.9, "batch_size": 1024, "lr": 11.5, "momentum": 0.85, "weight_decay": 0.0153,
        "bias_scaler": 64.0, "label_smoothing": 0.2, "whiten_bias_epochs": 3, "translate": 2,
@@ -89,18 +90,6 @@ def whiten(layer: nn.Conv2d, images: torch.Tensor, eps: float = 5e-4) -> None:
     scaled = (eigenvectors.T / torch.sqrt(eigenvalues + eps)[:, None]).flip(0)
     with torch.no_grad():
         layer.weight.copy_(torch.cat([scaled, -scaled]).reshape(-1, c, h, w))
-
-
-def _translate(padded: torch.Tensor, size: int, gen: torch.Generator) -> torch.Tensor:
-    """Return each padded image cut at its own random offset (up to the padding each way)."""
-    spare = padded.shape[-1] - size
-    shift = torch.randint(0, spare + 1, (2, len(padded)), generator=gen)
-    out = torch.empty_like(padded[:, :, :size, :size])
-    for dy in range(spare + 1):  # one masked copy per offset pair: (2r+1)² copies, no gather
-        for dx in range(spare + 1):
-            mask = (shift[0] == dy) & (shift[1] == dx)
-            out[mask] = padded[mask, :, dy : dy + size, dx : dx + size]
-    return out
 
 
 def _predict(model: nn.Module, images: torch.Tensor, amp: bool) -> torch.Tensor:
@@ -162,14 +151,13 @@ def train(device: torch.device, *, seed: int = 0, epochs: float | None = None) -
     loss_fn = nn.CrossEntropyLoss(label_smoothing=hyp["label_smoothing"], reduction="sum")
 
     pad = hyp["translate"]
-    flip_once = torch.rand(len(X), generator=gen) < 0.5
-    base = torch.where(flip_once[:, None, None, None], X.flip(-1), X)
-    padded = F.pad(base, (pad,) * 4, mode="reflect")
+    flipped_once = random_crop_flip(X, gen, pad=0)  # a random half mirrored, once
+    padded = F.pad(flipped_once, (pad,) * 4, mode="reflect")
     step = 0
     model.train()
     for epoch in range(math.ceil(hyp["epochs"])):
         model[0].bias.requires_grad_(epoch < hyp["whiten_bias_epochs"])
-        images = _translate(padded, X.shape[-1], gen)
+        images = random_crop_flip(padded, gen, pad=0, flip=False, size=X.shape[-1])
         if epoch % 2:
             images = images.flip(-1)
         order = torch.randperm(len(images), generator=gen)

@@ -234,9 +234,7 @@ def main(argv: list[str] | None = None) -> None:
                   f"({row['epochs']} epoch(s))", flush=True)  # fmt: skip
             rows.append(row)
             _write(out, {**head, "runs": rows, "summary": summary(rows, target)})
-    summ = summary(rows, target)
-    _write(out, {**head, "runs": rows, "summary": summ})
-    for recipe, s in summ.items():
+    for recipe, s in summary(rows, target).items():
         print(f"{recipe:17s} {s['median_seconds']:7.1f} s median, mean {s['mean_test_acc']:.2%}, "
               f"lowest {s['min_test_acc']:.2%}, {s['at_target']} of {s['runs']} at {target:.0%}")  # fmt: skip
     print(f"wrote {out}")

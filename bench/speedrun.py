@@ -12,6 +12,7 @@ activations stay in a CPU's cache (4,096 took a second longer on a 2-core AMD EP
 
 from __future__ import annotations
 
+import functools
 import time
 
 import torch
@@ -20,7 +21,7 @@ from torch import nn
 
 from dlnotes.data import load_images
 from dlnotes.env import bf16_is_fast
-from dlnotes.train import Batches, accuracy, evaluate, fit
+from dlnotes.train import Batches, accuracy, evaluate, fit, random_crop_flip
 
 # Chosen on a 2-core AMD EPYC (Zen 3, AVX2), three seeds each, mean test accuracy after one
 # epoch: the 2-epoch 16-32-64 recipe at batch 128 cut to one epoch, 98.86% (one seed); a 5×5
@@ -101,10 +102,6 @@ def cifar10(device: torch.device, *, seed: int = 0, **overrides) -> dict:
     The clock starts before the (cached, decoded) dataset is read and stops after the test pass;
     no evaluation between epochs.
     """
-    import functools
-
-    from dlnotes.train import random_crop_flip
-
     cfg = CIFAR_RECIPE | overrides
     if cfg["amp"] is None:
         cfg["amp"] = bf16_is_fast(device)

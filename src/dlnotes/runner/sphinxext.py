@@ -268,11 +268,11 @@ def bench_rows(result: dict, language: str = "en") -> list[tuple[list[str], list
         return [(words["overhead"], rows)]
     if "summary" in result:
         summary = result["summary"]
-        name = {"cifar10": "airbench94"}.get(result.get("task", "mnist"), "fast-mnist")
+        name, label = {"mnist": ("fast-mnist", "fast-MNIST"),
+                       "cifar10": ("airbench94", "airbench94")}[result.get("task", "mnist")]  # fmt: skip
         target = f"{result.get('target', 0.99):.0%}"
         peer = [summary.get(name), summary.get(f"{name}-tuned")] if name in summary else []
         bases = [s["median_seconds"] for s in peer if s]
-        label = {"fast-mnist": "fast-MNIST", "airbench94": "airbench94"}[name]
         headers = [h.format(base=label, target=target) for h in words["peers"]]
         if len(bases) == 2:  # the peer as published, and given this machine's layout and precision
             headers.insert(4, words["tuned"].format(base=label))
