@@ -140,6 +140,8 @@ def test_the_cli_prints_an_estimate_per_section(trainer, monkeypatch, capsys):
         (["--steps", "2"], "--steps is for a dry run"),
         (["--dry-run", "--steps", "0"], "--steps must be at least 1"),
         (["--estimate", "--steps", "-3"], "--steps must be at least 1"),
+        (["--max-epochs", "2"], "--max-epochs is for a dry run"),
+        (["--dry-run", "--max-epochs", "0"], "--max-epochs must be at least 1"),
     ],
 )
 def test_cli_refuses_bad_dry_run_options(trainer, monkeypatch, capsys, args, match):
@@ -196,3 +198,85 @@ def test_the_estimate_replaces_shortened_passes_with_whole_ones(tmp_path):
     assert forecast["estimate_s"] == pytest.approx(3.0 + two["estimate_s"])
     text = dry.format_estimate("01_x", "full", "cpu", forecast)
     assert "about 39 s" in text and "Two" in text
+
+
+HAND_LOOP_CHAPTER = """\
+# %% tags=["parameters"]
+PROFILE = "quick"  # smoke | quick | full
+DEVICE = "auto"  # auto | cpu | cuda
+ROWS = None  # rows [10, 100000]
+EPOCHS = None  # epochs [1, 100]
+
+# %%
+from dlnotes.params import from_profile
+
+(ROWS, EPOCHS) = from_profile({"smoke": {"ROWS": 100, "EPOCHS": 1},
+                               "quick": {"ROWS": 500, "EPOCHS": 2},
+                               "full": {"ROWS": 1000, "EPOCHS": 4}}, PROFILE,
+                              ROWS=ROWS, EPOCHS=EPOCHS)
+
+# %% [markdown]
+# ## A loop written by hand
+
+# %%
+import numpy as np
+
+from dlnotes.report import publish
+from dlnotes.train import batch_slices
+
+X = np.arange(ROWS, dtype=float)
+passes, kept, rows = batch_slices(ROWS, 64, drop_last=True), [], 0
+for epoch in range(EPOCHS):  # the chapter's own loop: every epoch runs unless capped
+    for part in passes:
+        rows += len(X[part])
+    kept.append(len(passes))
+import torch
+
+from dlnotes.train import predict
+
+out = predict(torch.nn.Linear(3, 2), torch.zeros(ROWS, 3), batch_size=1000)
+publish(epochs=len(kept), planned=kept[0], rows=rows, predicted=len(out))
+"""
+
+
+def test_batch_slices_cover_the_rows_once(trainer):
+    from dlnotes.train import batch_slices
+
+    parts = batch_slices(10, 4)
+    assert parts == [slice(0, 4), slice(4, 8), slice(8, 10)]
+    assert batch_slices(10, 4, drop_last=True) == parts[:2] and batch_slices(0, 4) == []
+    with pytest.raises(ValueError, match="batch_size"):
+        batch_slices(10, 0)
+
+
+def test_a_dry_run_cuts_a_hand_written_loop_and_probes_a_cpu_prediction(trainer):
+    (trainer / "notebooks" / "02_hand.py").write_text(HAND_LOOP_CHAPTER)
+    # 1,000 rows in whole batches of 64: 15 a pass. The dry run keeps the 4 epochs and takes
+    # 2 batches of each, and the pass says so in len(); the real run takes all of them. A
+    # prediction on the CPU computes CPU_PROBE_ROWS rows of its batch of 1,000, not all.
+    result = run_chapter(trainer, "02", profile="full", device="cpu", progress=False, dry_run=2)
+    assert result.metrics == {"epochs": 4, "planned": 2, "rows": 4 * 2 * 64, "predicted": 1000}
+    passes = [json.loads(line) for line in
+              result.report.with_suffix(".passes.jsonl").read_text().splitlines()]  # fmt: skip
+    assert [(p["real"], p["done"]) for p in passes] == [(15, 2)] * 4 + [(1000, dry.CPU_PROBE_ROWS)]
+    assert result.estimate["sections"][-1]["passes"] == 5
+    real = run_chapter(trainer, "02", profile="full", device="cpu", progress=False)
+    assert real.metrics == {"epochs": 4, "planned": 15, "rows": 4 * 15 * 64, "predicted": 1000}
+
+
+def test_a_dry_run_can_cap_every_epoch_count_and_says_so(trainer, monkeypatch, capsys):
+    (trainer / "notebooks" / "02_hand.py").write_text(HAND_LOOP_CHAPTER)
+    monkeypatch.chdir(trainer)
+    status = main(["run", "02", "--profile", "full", "--dry-run", "--steps", "1",
+                   "--max-epochs", "3", "--no-progress", "--device", "cpu", "--estimate"])  # fmt: skip
+    out = capsys.readouterr().out
+    assert status == 0, out
+    written = _placeholders(trainer / "build" / "dry" / "02_hand.ipynb")
+    # EPOCHS 4 → 3 (ROWS is no epoch count and keeps its 1,000): 3 cut passes of 1 batch.
+    assert written["metrics"] == {"epochs": 3, "planned": 1, "rows": 3 * 64, "predicted": 1000}
+    assert written["dry_run_max_epochs"] == 3 and written["estimate"]["capped"] == {
+        "EPOCHS": [4, 3]
+    }
+    assert "epoch counts capped (EPOCHS 4 → 3)" in out
+    report = nbformat.read(trainer / "build" / "dry" / "02_hand.ipynb", as_version=4)
+    assert "every epoch count capped at 3" in report.cells[0].source

@@ -23,6 +23,7 @@ from .state import load_state, save_state
 __all__ = [
     "History",
     "Batches",
+    "batch_slices",
     "fit",
     "evaluate",
     "predict",
@@ -130,6 +131,20 @@ class Batches:
                 idx = order[i : i + self.batch_size]
                 xb, yb = self.X[idx], self.y[idx]
             yield (self.augment(xb, g) if self.augment else xb), yb
+
+
+def batch_slices(n: int, batch_size: int, *, drop_last: bool = False) -> list[slice]:
+    """Return the slices of one pass over ``n`` rows, ``batch_size`` at a time (the last one
+    shorter, or left out with ``drop_last``).
+
+    For training loops written by hand (a numpy network, a GAN's alternating steps): a loop over
+    these, rather than over ``range(0, n, batch_size)``, is one that a dry run
+    (:mod:`dlnotes.runner.dry`) can cut to a few steps, as it cuts ``Batches``.
+    """
+    if n < 0 or batch_size < 1:
+        raise ValueError(f"need n >= 0 and batch_size >= 1, got n={n}, batch_size={batch_size}")
+    stop = n - n % batch_size if drop_last else n
+    return [slice(i, min(i + batch_size, n)) for i in range(0, stop, batch_size)]
 
 
 def random_crop_flip(

@@ -3,8 +3,9 @@
 ``dlnotes run CH --profile full --dry-run`` executes the chapter as it is, with the profile's
 image sizes, widths, sequence lengths, batch sizes and whole datasets in memory, but every pass
 over a ``Batches`` or a ``DataLoader`` stops after ``steps`` batches, and every ``predict`` (and
-so ``evaluate``) computes one batch at its real size (later calls for the same model and shape,
-such as an evaluation every epoch, only ``steps`` rows) and repeats it to the input's length.
+so ``evaluate``) computes one batch at its real size (on a CPU at most ``CPU_PROBE_ROWS`` rows;
+later calls for the same model and shape, such as an evaluation every epoch, only ``steps``
+rows) and repeats it to the input's length.
 A shortened pass has that many batches as its ``len()`` too, so code that plans by it
 (snapshot steps, a schedule's length) sees what it will get. Epoch counts are kept, so every
 hook, table and figure of the chapter is exercised. The
@@ -22,8 +23,9 @@ so a dry-run branch there would retrain every model of the book. Here nothing of
 changes; the kernel of a dry run gets different functions, and its checkpoint keys do not matter
 since its checkpoints are thrown away.
 
-Loops a chapter writes by hand over ``range`` (chapter 01's numpy network, chapter 05's
-CycleGAN) are not shortened: a dry run of those runs them whole.
+A loop a chapter writes by hand (chapter 01's numpy network, chapter 05's CycleGAN) is cut when
+it walks through :func:`dlnotes.train.batch_slices`; one over a plain ``range`` is not, and a dry
+run runs it whole.
 """
 
 from __future__ import annotations
@@ -37,27 +39,68 @@ from datetime import datetime
 from pathlib import Path
 from typing import Any
 
-__all__ = ["DEFAULT_STEPS", "install", "setup_source", "banner", "estimate", "format_estimate"]
+__all__ = [
+    "DEFAULT_STEPS",
+    "is_epoch_count",
+    "install",
+    "setup_source",
+    "banner",
+    "estimate",
+    "format_estimate",
+]
 
 DEFAULT_STEPS = 3  # the first batch of a pass warms up; the others give the step time
+CPU_PROBE_ROWS = 256  # rows of a dry run's first prediction per model on a CPU (see install)
 
 
-def install(steps: int, log: str | Path, checkpoints: str | Path) -> None:
+def is_epoch_count(name: str) -> bool:
+    """Whether a chapter parameter counts epochs (or, for full-batch training, steps)."""
+    return name.endswith("EPOCHS") or name == "STEPS"
+
+
+def install(
+    steps: int, log: str | Path, checkpoints: str | Path, max_epochs: int | None = None
+) -> None:
     """Shorten this process's training and prediction passes to ``steps`` batches, write one
-    JSON line per pass to ``log``, and put checkpoints under ``checkpoints``. Called by the
-    first cell of a dry run's notebook, before the chapter imports anything."""
+    JSON line per pass to ``log``, and put checkpoints under ``checkpoints``; with
+    ``max_epochs``, also cap every epoch count a chapter takes from ``from_profile`` at that.
+    Called by the first cell of a dry run's notebook, before the chapter imports anything."""
     import functools
 
     from torch.utils.data import DataLoader
 
-    from .. import state, train
+    from .. import params, state, train
 
     if steps < 1:
         raise ValueError(f"steps must be at least 1, got {steps}")
+    if max_epochs is not None and max_epochs < 1:
+        raise ValueError(f"max_epochs must be at least 1, got {max_epochs}")
     handle = open(Path(log), "a", buffering=1)  # one line a pass; open for the kernel's life
 
     def record(kind: str, **fields: Any) -> None:
         handle.write(json.dumps({"kind": kind, **fields}) + "\n")
+
+    # Epoch counts: kept unless capped. A chapter whose profile trains for hundreds of epochs
+    # at seconds a step (05's CycleGAN at 256 px: 12 s a step on two cores) needs the cap to
+    # finish in minutes; capped through the profile, so that every count a chapter derives
+    # from them (a schedule, a snapshot plan, "at most EPOCHS") stays consistent.
+    full_from_profile = params.from_profile
+
+    @functools.wraps(full_from_profile)
+    def from_profile(profiles, profile, **explicit):
+        values = list(full_from_profile(profiles, profile, **explicit))
+        for i, name in enumerate(explicit):
+            value = values[i]
+            if (
+                max_epochs is not None
+                and is_epoch_count(name)
+                and isinstance(value, int)
+                and not isinstance(value, bool)
+                and value > max_epochs
+            ):
+                record("cap", name=name, real=value, dry=max_epochs)
+                values[i] = max_epochs
+        return tuple(values)
 
     def shortened(iterator, real: int | None, kind: str):
         # setup: until the first batch is made (a shuffle, say); times[i]: from handing out
@@ -96,6 +139,24 @@ def install(steps: int, log: str | Path, checkpoints: str | Path) -> None:
             real = None
         return shortened(loader_iter(self), real, "train")
 
+    # A hand-written loop over ``train.batch_slices`` is cut the same way: its first `steps`
+    # slices, timed as a pass, with its len() saying so.
+    full_slices = train.batch_slices
+
+    class CutSlices:
+        def __init__(self, whole: list[slice]):
+            self.whole = whole
+
+        def __len__(self) -> int:
+            return min(len(self.whole), steps)
+
+        def __iter__(self):
+            return shortened(iter(self.whole), len(self.whole), "train")
+
+    @functools.wraps(full_slices)
+    def batch_slices(n: int, batch_size: int, *, drop_last: bool = False):
+        return CutSlices(full_slices(n, batch_size, drop_last=drop_last))
+
     full_predict = train.predict
     rates: dict[tuple, float] = {}  # seconds per row, from the first whole batch of each kind
     defaults = {
@@ -111,7 +172,11 @@ def install(steps: int, log: str | Path, checkpoints: str | Path) -> None:
         # rows, and are predicted at the rate the first one measured.
         options = {**defaults, **kwargs}  # evaluate passes amp and flip; a chapter may not
         key = (id(model), batch_size, tuple(X.shape[1:]), repr(sorted(options.items())))
-        rows = min(len(X), steps if key in rates else batch_size)
+        # On a GPU the whole batch shows whether it fits in memory; a CPU's memory is not the
+        # question, its time is (a batch of 4,096 through a full-width VGG: about a minute on
+        # two cores), and CPU_PROBE_ROWS rows give the rate per row as well.
+        probe = batch_size if X.device.type != "cpu" else min(batch_size, CPU_PROBE_ROWS)
+        rows = min(len(X), steps if key in rates else probe)
         began, t = time.time(), time.perf_counter()
         out = full_predict(model, X[:rows], batch_size=batch_size, **kwargs)
         took = time.perf_counter() - t
@@ -135,25 +200,28 @@ def install(steps: int, log: str | Path, checkpoints: str | Path) -> None:
     DataLoader.__iter__ = loader
     DataLoader.__len__ = lambda self: min(loader_len(self), steps)
     train.predict = predict
+    train.batch_slices = batch_slices
+    params.from_profile = from_profile
     state.checkpoint_file = checkpoint_file
 
 
-def setup_source(steps: int, log: Path, checkpoints: Path) -> str:
+def setup_source(steps: int, log: Path, checkpoints: Path, max_epochs: int | None = None) -> str:
     """Return the code of the cell a dry run's notebook starts with."""
     return (
         "# dlnotes dry run: shortened passes, throw-away checkpoints (see dlnotes.runner.dry)\n"
         "from dlnotes.runner.dry import install as _dry_install\n"
-        f"_dry_install({steps}, {str(log)!r}, {str(checkpoints)!r})\n"
+        f"_dry_install({steps}, {str(log)!r}, {str(checkpoints)!r}, {max_epochs!r})\n"
         "del _dry_install"
     )
 
 
-def banner(steps: int, profile: str | None) -> str:
+def banner(steps: int, profile: str | None, max_epochs: int | None = None) -> str:
     """Return the markdown that replaces the setup cell in a dry run's report."""
+    capped = f", every epoch count capped at {max_epochs}" if max_epochs is not None else ""
     return (
         f"**Dry run** of the `{profile}` profile: every pass over the training data stopped "
-        f"after {steps} batches, and every prediction computed one batch (or {steps} rows), "
-        "repeated. "
+        f"after {steps} batches{capped}, and every prediction computed one batch (or {steps} "
+        "rows), repeated. "
         "Every number, table and figure on this page is a placeholder; only that the chapter "
         "runs at these shapes, and how long its parts take, is real."
     )
@@ -187,6 +255,8 @@ def estimate(notebook, log: Path) -> dict[str, Any]:
     entries = []
     if Path(log).exists():
         entries = [json.loads(line) for line in Path(log).read_text().splitlines() if line]
+    capped = {e["name"]: [e["real"], e["dry"]] for e in entries if e["kind"] == "cap"}
+    entries = [e for e in entries if e["kind"] != "cap"]
     # Each pass belongs to the cell that was running when it began: the last one started.
     cells = []
     section = "(before the first section)"
@@ -223,7 +293,7 @@ def estimate(notebook, log: Path) -> dict[str, Any]:
     total = round(sum(s["estimate_s"] for s in sections), 1)
     return {"sections": sections, "estimate_s": total,
             "dry_s": round(sum(s["dry_s"] for s in sections), 1),
-            "passes": len(entries)}  # fmt: skip
+            "passes": len(entries), "capped": capped}  # fmt: skip
 
 
 def _clock(seconds: float) -> str:
@@ -246,4 +316,8 @@ def format_estimate(chapter: str, profile: str | None, device: str, result: dict
         lines.append(
             f"  {name:<{width}}  {_clock(s['estimate_s']):>9}  {_clock(s['training_s']):>9}"
         )
+    if result.get("capped"):
+        counts = ", ".join(f"{k} {real} → {dry}" for k, (real, dry) in result["capped"].items())
+        lines.append(f"  epoch counts capped ({counts}): the estimate is for the capped counts, "
+                     "not the profile's")  # fmt: skip
     return "\n".join(lines)

@@ -172,6 +172,7 @@ def preflight(
     output: Path | None = None,
     cell_timeout: float | None = None,
     dry_run: int | None = None,
+    max_epochs: int | None = None,
 ) -> tuple[dict[str, Any], dict[str, Any], Path, dict[str, str], str]:
     """Check a run's inputs before anything starts; raise ParameterError or ChapterError.
 
@@ -191,6 +192,10 @@ def preflight(
     params = validate(name, spec, wanted)
     if dry_run is not None and dry_run < 1:
         raise ParameterError(f"--steps must be at least 1, got {dry_run}")
+    if max_epochs is not None and not dry_run:
+        raise ParameterError("--max-epochs is for a dry run; add --dry-run or --estimate")
+    if max_epochs is not None and max_epochs < 1:
+        raise ParameterError(f"--max-epochs must be at least 1, got {max_epochs}")
     default = chapter.root / "build" / "dry" / chapter.report.name if dry_run else chapter.report
     output = Path(output).resolve() if output else default
     _check_output(output, chapter)
@@ -221,6 +226,7 @@ def run_chapter(
     progress: bool = True,
     cell_timeout: float | None = None,
     dry_run: int | None = None,
+    max_epochs: int | None = None,
 ) -> RunResult:
     """Execute ``chapter`` with papermill and write its report, provenance and metrics.
 
@@ -232,7 +238,8 @@ def run_chapter(
     when one cell runs longer. ``dry_run`` (a number of batches) runs the chapter at the
     profile's shapes with every pass shortened to that many batches (:mod:`dlnotes.runner.dry`):
     its report goes to ``build/dry/``, its numbers are placeholders, and the result carries an
-    estimate of the real run's time.
+    estimate of the real run's time. ``max_epochs`` also caps, in a dry run, every epoch count
+    the chapter takes from its profile (the estimate is then for the capped counts).
     """
     import nbformat
     import papermill
@@ -246,7 +253,7 @@ def run_chapter(
     name, spec = chapter.name, chapter.params
     params, wanted, output, env, device_text = preflight(
         chapter, profile=profile, overrides=overrides, device=device, output=output,
-        cell_timeout=cell_timeout, dry_run=dry_run,
+        cell_timeout=cell_timeout, dry_run=dry_run, max_epochs=max_epochs,
     )  # fmt: skip
 
     from ..env import machine_record
@@ -266,7 +273,7 @@ def run_chapter(
 
             work = Path(scratch.enter_context(tempfile.TemporaryDirectory(prefix="dlnotes-dry-")))
             log = work / "passes.jsonl"
-            setup = dry.setup_source(dry_run, log, work / "checkpoints")
+            setup = dry.setup_source(dry_run, log, work / "checkpoints", max_epochs)
             source.cells.insert(0, nbformat.v4.new_code_cell(setup))
         chapter.sync_pair()
         started, t0 = datetime.now(timezone.utc), time.perf_counter()
@@ -324,7 +331,7 @@ def run_chapter(
             if log.exists():  # kept beside the report: what the estimate was made from
                 write_atomic(output.with_suffix(".passes.jsonl"), log.read_bytes())
             notebook.cells[0] = nbformat.v4.new_markdown_cell(
-                dry.banner(dry_run, resolved.get("PROFILE"))
+                dry.banner(dry_run, resolved.get("PROFILE"), max_epochs)
             )
         notebook.metadata["dlnotes"] = {
             "chapter": name,
@@ -344,9 +351,10 @@ def run_chapter(
         metrics = metrics_from_notebook(notebook)
         written: dict[str, Any] = metrics
         if dry_run:
-            notebook.metadata["dlnotes"]["dry_run"] = {"steps": dry_run, "estimate": forecast}
+            notebook.metadata["dlnotes"]["dry_run"] = {"steps": dry_run, "max_epochs": max_epochs,
+                                                       "estimate": forecast}  # fmt: skip
             written = {"placeholders": True, "dry_run_steps": dry_run, "metrics": metrics,
-                       "estimate": forecast}  # fmt: skip
+                       "dry_run_max_epochs": max_epochs, "estimate": forecast}  # fmt: skip
         try:
             write_atomic(output, nbformat.writes(notebook))
             write_atomic(

@@ -42,6 +42,7 @@ class ChapterJob:
     cell_timeout: float | None = None
     env: dict[str, str] = field(default_factory=dict)
     dry_run: int | None = None  # batches per pass of a dry run; None: a real run
+    max_epochs: int | None = None  # a dry run's cap on every epoch count; None: none
 
     def __call__(self) -> dict[str, Any]:
         """Run the chapter here; return its outcome as a dict (errors included, not raised)."""
@@ -62,6 +63,7 @@ class ChapterJob:
                 progress=False,
                 cell_timeout=self.cell_timeout,
                 dry_run=self.dry_run,
+                max_epochs=self.max_epochs,
             )
         except (ChapterError, ParameterError, DataError) as exc:
             return {"chapter": self.chapter, "ok": False, "error": str(exc),
