@@ -166,7 +166,14 @@ from dlnotes.explore import boundary_uri, choice, explorer, show
 from dlnotes.models import n_params
 from dlnotes.report import lab_report_rows, lab_report_table, publish
 from dlnotes.state import checkpoint_file, load_state, save_state
-from dlnotes.train import Batches, accuracy, fit, predict, random_crop_flip
+from dlnotes.train import (
+    Batches,
+    accuracy,
+    batch_slices,
+    fit,
+    predict,
+    random_crop_flip,
+)
 from dlnotes.viz import (
     animate_boundary,
     animation_gif,
@@ -733,8 +740,9 @@ def accuracy_np(params, X, y, activation, chunk=10000):
 # %% [markdown]
 # `lr_schedule` returns a function of the epoch rather than a list, so a resumed run asks for
 # the rate of the epoch it resumes at. `sgd_epoch` is the whole of mini-batch SGD: shuffle the
-# rows once per epoch, walk through them `batch` at a time, and subtract `lr` times each
-# gradient in place. The training accuracy it returns counts every batch with the weights of
+# rows once per epoch, walk through them `batch` at a time (the slices come from
+# `batch_slices`, which a dry run cuts to a few), and subtract `lr` times each gradient in
+# place. The training accuracy it returns counts every batch with the weights of
 # that moment, as the lab reports' epoch averages do, so it trails a score taken at the end of
 # the epoch. `train_numpy` adds the bookkeeping: a history per epoch, the test score, and the
 # state (weights, history, the random generator) saved after every epoch, so that a rerun
@@ -743,19 +751,23 @@ def accuracy_np(params, X, y, activation, chunk=10000):
 
 # %%
 def sgd_epoch(params, X, y, rng, *, activation, loss, batch, lr, l2):
-    """One pass of mini-batch SGD, in place; return the loss of each step
-    and the epoch's training accuracy (counted as the weights changed)."""
-    order, step_loss, hits = rng.permutation(len(X)), [], 0
-    for i in range(0, len(X), batch):
-        idx = order[i : i + batch]
+    """One pass of mini-batch SGD, in place; return the loss of each step,
+    the epoch's mean loss and its training accuracy (both per row, counted
+    as the weights changed)."""
+    order = rng.permutation(len(X))
+    step_loss, total, hits, rows = [], 0.0, 0, 0
+    for part in batch_slices(len(X), batch):
+        idx = order[part]
         value, grads, S = loss_and_grads(
             params, X[idx], y[idx], activation, loss, l2
         )
         for k in params:
             params[k] -= lr * grads[k]
         step_loss.append(float(value))
+        total += float(value) * len(idx)
         hits += int((S.argmax(1) == y[idx]).sum())
-    return step_loss, hits / len(X)
+        rows += len(idx)
+    return step_loss, total / rows, hits / rows
 
 
 # %%
@@ -780,11 +792,10 @@ def train_numpy(
         start = saved["epoch"]
     for epoch in trange(start, epochs, desc=desc, leave=False):
         lr, started = lr_at(epoch), time.perf_counter()
-        steps, train_acc = sgd_epoch(params, X, y, rng, lr=lr, **recipe)
-        batch_sizes = np.diff([*range(0, len(X), recipe["batch"]), len(X)])
-        history["train_loss"].append(
-            float(np.dot(steps, batch_sizes)) / len(X)
+        steps, train_loss, train_acc = sgd_epoch(
+            params, X, y, rng, lr=lr, **recipe
         )
+        history["train_loss"].append(train_loss)
         history["step_loss"] += steps
         history["l2_penalty"].append(float(l2_penalty(params, recipe["l2"])))
         history["train_acc"].append(train_acc)  # over the epoch, as the labs
@@ -982,8 +993,8 @@ plt.show()
 # ({glue:text}`cmp_relu_hinge:.2%`) ahead of cross-entropy ({glue:text}`cmp_relu_cross_entropy:.2%`)
 # and the squared error ({glue:text}`cmp_relu_mse:.2%`). The sigmoid network is behind with every
 # loss and noisier from epoch to epoch (hinge {glue:text}`cmp_sigmoid_hinge:.2%`, cross-entropy
-# {glue:text}`cmp_sigmoid_cross_entropy:.2%`), and with the squared error it hardly learns at all
-# ({glue:text}`cmp_sigmoid_mse:.2%`, where guessing gives 10%): section 4 shows why. One caveat:
+# {glue:text}`cmp_sigmoid_cross_entropy:.2%`), and with the squared error it learns slowest of
+# all ({glue:text}`cmp_sigmoid_mse:.2%`, where guessing gives 10%): section 4 shows why. One caveat:
 # every run uses the learning rate the report tuned for its hinge-loss network. The hinge loss
 # sends a gradient of up to 9 to the true class's score, cross-entropy at most 1, so at one
 # shared learning rate the hinge runs take larger steps. To compare the losses at their own best
@@ -1417,7 +1428,7 @@ display(lab_report_table("01_mlp", published))
 #   {glue:text}`np_test_acc:.2%` test accuracy in {glue:text}`np_epochs:d` epochs (report: 95.68%
 #   in 400). ReLU beats the sigmoid with every loss and the hinge loss leads at the report's
 #   learning rate, as the report found; the squared error trails, and with sigmoid units it
-#   barely learns. One full-batch step per epoch falls far short.
+#   learns slowest of all. One full-batch step per epoch falls well short.
 # - On Fashion-MNIST softmax regression reaches {glue:text}`softmax_test_acc:.2%`, one hidden layer
 #   {glue:text}`fnn_test_acc_mean:.2%` (mean of five seeds; report: 86.64%), and our tuned MLP
 #   {glue:text}`tuned_test_acc:.2%`. The upper-body garments are where all of them fail.
