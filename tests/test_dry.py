@@ -234,8 +234,12 @@ import torch
 
 from dlnotes.train import predict
 
-out = predict(torch.nn.Linear(3, 2), torch.zeros(ROWS, 3), batch_size=1000)
-publish(epochs=len(kept), planned=kept[0], rows=rows, predicted=len(out))
+lin = torch.nn.Linear(3, 2)
+out = predict(lin, torch.zeros(ROWS, 3), batch_size=1000)
+seen = []  # a forward hook sees every row of a small prediction, even a later one
+lin.register_forward_hook(lambda module, args, result: seen.append(len(result)))
+predict(lin, torch.zeros(10, 3), batch_size=1000)
+publish(epochs=len(kept), planned=kept[0], rows=rows, predicted=len(out), hooked=sum(seen))
 """
 
 
@@ -253,15 +257,21 @@ def test_a_dry_run_cuts_a_hand_written_loop_and_probes_a_cpu_prediction(trainer)
     (trainer / "notebooks" / "02_hand.py").write_text(HAND_LOOP_CHAPTER)
     # 1,000 rows in whole batches of 64: 15 a pass. The dry run keeps the 4 epochs and takes
     # 2 batches of each, and the pass says so in len(); the real run takes all of them. A
-    # prediction on the CPU computes CPU_PROBE_ROWS rows of its batch of 1,000, not all.
+    # prediction on the CPU computes CPU_PROBE_ROWS rows of its batch of 1,000, not all; one
+    # of 10 rows, all 10.
     result = run_chapter(trainer, "02", profile="full", device="cpu", progress=False, dry_run=2)
-    assert result.metrics == {"epochs": 4, "planned": 2, "rows": 4 * 2 * 64, "predicted": 1000}
+    assert result.metrics == {"epochs": 4, "planned": 2, "rows": 4 * 2 * 64, "predicted": 1000,
+                              "hooked": 10}  # fmt: skip
     passes = [json.loads(line) for line in
               result.report.with_suffix(".passes.jsonl").read_text().splitlines()]  # fmt: skip
-    assert [(p["real"], p["done"]) for p in passes] == [(15, 2)] * 4 + [(1000, dry.CPU_PROBE_ROWS)]
-    assert result.estimate["sections"][-1]["passes"] == 5
+    assert [(p["real"], p["done"]) for p in passes] == [(15, 2)] * 4 + [
+        (1000, dry.CPU_PROBE_ROWS),
+        (10, 10),
+    ]
+    assert result.estimate["sections"][-1]["passes"] == 6
     real = run_chapter(trainer, "02", profile="full", device="cpu", progress=False)
-    assert real.metrics == {"epochs": 4, "planned": 15, "rows": 4 * 15 * 64, "predicted": 1000}
+    assert real.metrics == {"epochs": 4, "planned": 15, "rows": 4 * 15 * 64, "predicted": 1000,
+                            "hooked": 10}  # fmt: skip
 
 
 def test_a_dry_run_can_cap_every_epoch_count_and_says_so(trainer, monkeypatch, capsys):
@@ -273,7 +283,8 @@ def test_a_dry_run_can_cap_every_epoch_count_and_says_so(trainer, monkeypatch, c
     assert status == 0, out
     written = _placeholders(trainer / "build" / "dry" / "02_hand.ipynb")
     # EPOCHS 4 → 3 (ROWS is no epoch count and keeps its 1,000): 3 cut passes of 1 batch.
-    assert written["metrics"] == {"epochs": 3, "planned": 1, "rows": 3 * 64, "predicted": 1000}
+    assert written["metrics"] == {"epochs": 3, "planned": 1, "rows": 3 * 64, "predicted": 1000,
+                                  "hooked": 10}  # fmt: skip
     assert written["dry_run_max_epochs"] == 3 and written["estimate"]["capped"] == {
         "EPOCHS": [4, 3]
     }

@@ -50,7 +50,8 @@ __all__ = [
 ]
 
 DEFAULT_STEPS = 3  # the first batch of a pass warms up; the others give the step time
-CPU_PROBE_ROWS = 256  # rows of a dry run's first prediction per model on a CPU (see install)
+CPU_PROBE_ROWS = 256  # rows of a dry run's first prediction per model on a CPU, and the size up
+# to which a prediction is computed whole (see install)
 
 
 def is_epoch_count(name: str) -> bool:
@@ -177,6 +178,9 @@ def install(
         # two cores), and CPU_PROBE_ROWS rows give the rate per row as well.
         probe = batch_size if X.device.type != "cpu" else min(batch_size, CPU_PROBE_ROWS)
         rows = min(len(X), steps if key in rates else probe)
+        if len(X) <= min(batch_size, CPU_PROBE_ROWS):  # one small batch (images to show):
+            rows = len(X)  # cheap, and a chapter may read every row's side effects (02's
+            # feature maps, from a forward hook)
         began, t = time.time(), time.perf_counter()
         out = full_predict(model, X[:rows], batch_size=batch_size, **kwargs)
         took = time.perf_counter() - t
