@@ -357,40 +357,45 @@ def test_the_lab_reports_numbers_shown_are_the_yamls(chapter):
             assert f">{number}" in tables[0], (chapter, row["label"]["en"], number)
 
 
-# Chapters whose `full` profile runs as a dry run (dlnotes.runner.dry) here. Not yet: 02's
-# is too slow for CI (it ran its first sections, then was stopped at 45 minutes); 01's
-# numpy network and 05's CycleGAN loop over `range` by hand, so their dry runs train whole
-# (hours).
+# Every chapter's `full` profile runs as a dry run (dlnotes.runner.dry) here: passes cut to 2
+# batches. Epoch counts are kept, except where the profile's epochs alone would take hours on a
+# CPU: 05's CycleGAN (200 epochs of 256-px steps, 12 s each on two cores) and 07's 10,000
+# full-batch steps (one batch an epoch, so nothing else to cut) are capped at 2; 02 (64 epochs
+# of the optimiser study, 14 ablations × 3 seeds × 25 epochs: over an hour cut to 2 batches) at
+# 3, the fewest its one-cycle schedules accept at 2 batches an epoch.
 FULL_DRY = [
-    *[pytest.param(c) for c in ("03_text", "04_gan", "06_vit")],
-    *[
-        pytest.param(c, marks=pytest.mark.xfail(reason=why, run=False))
-        for c, why in (
-            (
-                "02_cnn",
-                "not yet fitted to CI: its dry run's VGG section alone took 18 min on "
-                "one core (one whole evaluation batch of 4,096 at full width per run)",
-            ),
-            ("01_mlp", "the numpy network's hand-written loop is not cut: trains whole"),
-            ("05_cyclegan", "the CycleGAN's hand-written loop is not cut: trains whole"),
-        )
-    ],
+    pytest.param(c, cap, id=c)
+    for c, cap in (
+        ("01_mlp", None),
+        ("02_cnn", 3),
+        ("03_text", None),
+        ("04_gan", None),
+        ("05_cyclegan", 2),
+        ("06_vit", None),
+        ("07_activations", 2),
+    )  # fmt: skip
 ]
 
 
 @pytest.mark.slow
 @pytest.mark.mirror
-@pytest.mark.parametrize("chapter", FULL_DRY)
-def test_full_profile_dry_run(tmp_path, chapter):
+@pytest.mark.parametrize("chapter, max_epochs", FULL_DRY)
+def test_full_profile_dry_run(tmp_path, chapter, max_epochs):
     # The full profile's shapes (whole datasets, report-sized models and batches), every pass
     # cut to 2 batches: it completes, publishes every number the committed report publishes,
     # as placeholders, and predicts the real run's time section by section.
     result = run_chapter(ROOT, chapter, profile="full", device="cpu", dry_run=2, progress=False,
-                         output=tmp_path / f"{chapter}.ipynb")  # fmt: skip
+                         output=tmp_path / f"{chapter}.ipynb", max_epochs=max_epochs)  # fmt: skip
     written = json.loads(Chapter.metrics_for(result.report).read_text())
     assert written["placeholders"] is True
     committed = json.loads(Chapter(ROOT, chapter).metrics.read_text())
-    assert set(written["metrics"]) == set(committed)
+    if max_epochs is None:
+        assert set(written["metrics"]) == set(committed)
+    else:  # a number that needs a trained network (07: agreement between fitted ones) may be
+        # missing after 2 epochs; nothing the committed report lacks may appear
+        assert set(written["metrics"]) <= set(committed)
+        assert len(written["metrics"]) >= 0.9 * len(committed)
     forecast = result.estimate
     assert forecast["passes"] > 0 and forecast["estimate_s"] > forecast["dry_s"]
     assert any(s["training_s"] > 0 for s in forecast["sections"])
+    assert bool(forecast["capped"]) == (max_epochs is not None)  # and the estimate says so
