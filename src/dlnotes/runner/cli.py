@@ -217,7 +217,6 @@ def _run(root: Path, args) -> int:
         print("dlnotes run: --steps is for a dry run; add --dry-run or --estimate",
               file=sys.stderr)  # fmt: skip
         return 2
-    max_epochs = args.max_epochs  # refused without a dry run, or below 1, in preflight
     dry_run = None  # a real run; --steps below 1 is refused with the other inputs (preflight)
     if args.dry_run or args.estimate:
         dry_run = DEFAULT_STEPS if args.steps is None else args.steps
@@ -233,7 +232,7 @@ def _run(root: Path, args) -> int:
             progress=not args.no_progress,
             cell_timeout=args.cell_timeout,
             dry_run=dry_run,
-            max_epochs=max_epochs,
+            max_epochs=args.max_epochs,
         )
         what = "placeholder metrics, dry run" if dry_run else "metrics"
         print(
@@ -255,10 +254,10 @@ def _run(root: Path, args) -> int:
         # Every chapter's input is checked here, before any worker starts.
         preflight(chapter, profile=args.profile, overrides=dict(args.param), device=args.device,
                   output=output, cell_timeout=args.cell_timeout, dry_run=dry_run,
-                  max_epochs=max_epochs)  # fmt: skip
+                  max_epochs=args.max_epochs)  # fmt: skip
         jobs.append(ChapterJob(str(root), name, args.profile, dict(args.param), args.device,
                                str(output) if output else None, args.cell_timeout,
-                               dry_run=dry_run, max_epochs=max_epochs))  # fmt: skip
+                               dry_run=dry_run, max_epochs=args.max_epochs))  # fmt: skip
     return _run_parallel(root, jobs, parallel or {"workers": 1, "executor": "local"},
                          estimate=args.estimate, profile=args.profile)  # fmt: skip
 

@@ -8,7 +8,8 @@ later calls for the same model and shape, such as an evaluation every epoch, onl
 rows) and repeats it to the input's length.
 A shortened pass has that many batches as its ``len()`` too, so code that plans by it
 (snapshot steps, a schedule's length) sees what it will get. Epoch counts are kept, so every
-hook, table and figure of the chapter is exercised. The
+hook, table and figure of the chapter is exercised, unless ``max_epochs`` caps them (through
+``from_profile``). The
 report goes to ``build/dry/``, never to the book; its checkpoints to a temporary folder, never
 to the cache; its first cell and its metrics file say that every number is a placeholder.
 
@@ -176,11 +177,13 @@ def install(
         # On a GPU the whole batch shows whether it fits in memory; a CPU's memory is not the
         # question, its time is (a batch of 4,096 through a full-width VGG: about a minute on
         # two cores), and CPU_PROBE_ROWS rows give the rate per row as well.
+        # One small batch (images to show) is computed whole: cheap, and a chapter may read
+        # every row's side effects (02's feature maps, from a forward hook).
         probe = batch_size if X.device.type != "cpu" else min(batch_size, CPU_PROBE_ROWS)
-        rows = min(len(X), steps if key in rates else probe)
-        if len(X) <= min(batch_size, CPU_PROBE_ROWS):  # one small batch (images to show):
-            rows = len(X)  # cheap, and a chapter may read every row's side effects (02's
-            # feature maps, from a forward hook)
+        if len(X) <= min(batch_size, CPU_PROBE_ROWS):
+            rows = len(X)
+        else:
+            rows = min(len(X), steps if key in rates else probe)
         began, t = time.time(), time.perf_counter()
         out = full_predict(model, X[:rows], batch_size=batch_size, **kwargs)
         took = time.perf_counter() - t
