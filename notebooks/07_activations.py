@@ -667,22 +667,27 @@ grad_metrics = publish(
 #   {glue:text}`zero_grad_share_fc1_sign:.0%` of the steps); only the output layer learns, and it
 #   can only reweight the fixed regions that the random first layers cut the plane into.
 # - **1/x**: near a unit whose input crosses zero, `1/x` and its derivative `-1/x²` explode. The
-#   largest hidden activation reached {glue:text}`max_hidden_reciprocal:.3g` and the largest
-#   first-layer gradient {glue:text}`max_grad_fc1_reciprocal:.3g`, against
-#   {glue:text}`max_grad_fc1_relu:.3g` for ReLU. The function jumps from −∞ to +∞ at every such
-#   crossing, so the boundary is torn apart wherever a unit changes sign.
+#   largest first-layer gradient reached {glue:text}`max_grad_fc1_reciprocal:.3g`, against
+#   {glue:text}`max_grad_fc1_relu:.3g` for ReLU, and the largest hidden activation
+#   {glue:text}`max_hidden_reciprocal:.3g` (`inf`: past the largest float32); the loss was not a
+#   number in {glue:text}`nonfinite_steps_reciprocal:,d` of the {glue:text}`steps:,d` steps. The
+#   function jumps from −∞ to +∞ at every such crossing, so the boundary is torn apart wherever a
+#   unit changes sign.
 # - **tan** has the same kind of poles, at every odd multiple of π/2, and composes two layers of
 #   them: its largest hidden activation was {glue:text}`max_hidden_tan:.3g`.
 #
-# Large activations alone do not break training: `exp` composed twice reached
-# {glue:text}`max_hidden_exp:.3g` on the training points and ended at
-# {glue:text}`train_acc_exp:.1%` training accuracy, because it is smooth and keeps its sign. It
-# lives on borrowed time, though: in float32, exp(x) is infinite for x above about 88.7, and once an
-# activation overflows the loss is not a number and training is over. The table's "non-finite
-# steps" column counts such steps ({glue:text}`nonfinite_steps_exp:d` for `exp` in this run);
-# longer training pushes the weights, and with them the activations, towards that edge. What
-# breaks 1/x and tan is different: the pole, where a tiny change of the input flips an enormous
-# output from one sign to the other.
+# Large activations alone do not break training, but they leave it little room. `exp` composed
+# twice is smooth and keeps its sign, and over a short training it fits: in the report's animation,
+# and from every starting point at this chapter's `quick` profile (3,000 steps). In float32,
+# though, exp(x) is infinite for x above about 88.7, and once an activation overflows the loss is
+# not a number and training is over. Training pushes the weights, and with them the activations,
+# towards that edge. The table's "non-finite steps" column counts such steps: in this run of
+# {glue:text}`steps:,d` steps, {glue:text}`nonfinite_steps_exp:,d` for `exp` from the first
+# starting point (largest hidden activation {glue:text}`max_hidden_exp:.3g`), and over all of them
+# {glue:text}`fit_share_exp:.0%` of the `exp` networks still fit at the end. Where the report's
+# verdict for `exp` and ours differ, the length of training decides it; the report does not give
+# its number of steps. What breaks 1/x and tan is different: the pole, where a tiny change of the
+# input flips an enormous output from one sign to the other.
 #
 # Adam normalises each update by a running gradient scale, so a single huge gradient does not throw
 # the weights far. The damage is done in the forward pass: any input near a pole gets an enormous,
@@ -787,9 +792,10 @@ plt.show()
 # The networks with `sin` or `cos` in them oscillate faster and faster away from the data, so far
 # out their predictions look like noise. ReLU, sort, permute and sigmoid networks cut the far plane
 # into a few large regions with nearly straight borders, and agree with each other much more than
-# with the rest. The square network's boundary is a conic. The `exp` network overflows: on
-# {glue:text}`nonfinite_far_exp:.1%` of the far points its logit is not a number (the pale region),
-# which counts as class 0 here.
+# with the rest. The square network's boundary is a conic. An `exp` network overflows far from the
+# data even when it fits (a pale region in its panel, where the logit is not a number and counts as
+# class 0); this run's first `exp` network, whose weights overflowed in training, gives no number
+# on {glue:text}`nonfinite_far_exp:.1%` of the far points.
 #
 # Where the data pins the function down, every nonlinearity that can bend the boundary finds nearly
 # the same one; away from the data each continues in its own way. So the report's reading holds on
@@ -816,7 +822,8 @@ display(lab_report_table("07_activations", published))
 #   the report's; one seed alone gives between {glue:text}`n_fitted_min:d` and
 #   {glue:text}`n_fitted_max:d`. A network without a nonlinearity does not fit.
 # - The failures have visible causes in the run: zero gradients through `sign`, exploding
-#   activations at the poles of 1/x and tan.
+#   activations at the poles of 1/x and tan, and for `exp`, which fits over a short training, an
+#   overflow of float32 when training runs long.
 # - Networks that fit agree where the data is and disagree away from it: the nonlinearity shapes
 #   the extrapolation, not the ability to fit.
 #
