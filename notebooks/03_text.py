@@ -130,8 +130,9 @@ check_injected(
 #
 # PyTorch, Hugging Face `transformers` for the pretrained model, and the `dlnotes` training loop,
 # which keeps the encoded reviews as tensors in memory. Everything random flows from `SEED`. The
-# `quick` profile uses a stated subset of the reviews so that the chapter runs in about five
-# minutes on two CPU cores; the `full` profile uses all of them at the lab report's scale.
+# `quick` profile uses a stated subset of the reviews so that the chapter runs in under twenty
+# minutes on two CPU cores; the `full` profile uses all of them at the lab report's scale (about
+# an hour and a half on the same two cores).
 
 # %%
 import html
@@ -761,8 +762,11 @@ lstm_metrics = publish(
 # 20,000 reviews and reached 99.85% training, 84.1% validation and 82.66% test accuracy: at the
 # learning rate of 1e-4 the network needs many epochs to fit, and once it has fitted, it
 # memorises the training reviews while the validation accuracy stalls. At the `quick` profile's
-# scale the recipe has not yet reached that point, which is itself the lesson of its learning
-# rate; the `full` profile runs its 20 epochs.
+# scale (6 epochs on 8,000 reviews) the recipe has not yet reached that point, which is itself the
+# lesson of its learning rate. At the reports' scale (the `full` profile, which this page ran) its
+# validation and test accuracy land within a point of the report's, and the gap between training
+# and validation has opened; its training accuracy stays below the report's 99.85%, so in 20
+# epochs this network has not memorised its training reviews as the report's did.
 #
 # Our version reaches {glue:text}`lstm_ours_val_acc:.1%` validation accuracy at its best epoch
 # ({glue:text}`lstm_ours_best_epoch:d` of {glue:text}`lstm_ours_epochs:d`), and
@@ -1042,22 +1046,26 @@ ft_metrics = publish(
 )
 
 # %% [markdown]
-# **What the experiment shows.** The epoch-mean training accuracy,
-# {glue:text}`ft_train_acc_epoch:.1%`, is below the test accuracy,
-# {glue:text}`ft_test_acc:.1%`, in an honest run: "test above train" is what this way of
-# measuring produces while a network is still improving, and dropout lowers it further (the
+# **What the experiment shows.** Here the epoch-mean training accuracy is
+# {glue:text}`ft_train_acc_epoch:.1%` and the test accuracy {glue:text}`ft_test_acc:.1%`; the
 # finished network scores {glue:text}`ft_train_acc_dropout:.1%` on its training reviews with
-# dropout on, {glue:text}`ft_train_acc_eval:.1%` with it off). The report's bert-for-tf2 run
+# dropout on and {glue:text}`ft_train_acc_eval:.1%` with it off. In a short run (the `quick`
+# profile's one epoch on 2,000 reviews) the epoch mean comes out *below* the test accuracy in an
+# honest run: "test above train" is what this way of measuring produces while a network is still
+# improving, because the mean includes the first, worst batches, and dropout lowers it further.
+# Trained for the report's three epochs, the network has fitted, and its training accuracy is
+# above the test accuracy by either measure. The report's bert-for-tf2 run
 # (85.6% train, 92.0% test) fits this pattern and is a plausible result for BERT-large on 128
 # word pieces.
 #
 # The **level** of 97.6% does not. No published single model reaches it on IMDB's test set
 # (RoBERTa-large is about 96.7%, and that reads whole reviews, not the first 128 word pieces).
 # Measured with dropout off, a fine-tuned network that has fitted its training reviews scores
-# higher on them than on new ones, and the gap grows as it trains on. A short run is not there
-# yet: here, after {glue:text}`ft_epochs:d` epoch(s), it scores {glue:text}`ft_train_acc_eval:.1%`
-# on its training reviews and {glue:text}`ft_test_acc:.1%` on the test reviews, a difference that
-# a rerun from another seed can reverse. The report found its test accuracy **equal** to its
+# higher on them than on new ones, and the gap grows as it trains on. Here, after
+# {glue:text}`ft_epochs:d` epoch(s) on {glue:text}`ft_reviews:,d` reviews, it scores
+# {glue:text}`ft_train_acc_eval:.1%` on its training reviews and {glue:text}`ft_test_acc:.1%` on
+# the test reviews. (After the `quick` profile's single short epoch the two are close, and a rerun
+# from another seed can reverse them.) The report found its test accuracy **equal** to its
 # re-evaluated training accuracy after three epochs of BERT-large, and unchanged when the two
 # sets were swapped. That is what a test set does when the network has seen its reviews: the data
 # the report downloaded (a spreadsheet copy of IMDB, not the official files) most likely shared
@@ -1071,10 +1079,15 @@ ft_metrics = publish(
 #
 # Our honest number is {glue:text}`ft_test_acc:.1%` on {glue:text}`ft_test_reviews:,d` balanced
 # test reviews, after fine-tuning on {glue:text}`ft_reviews:,d` reviews. At the `quick` profile
-# that is a quarter of the reviews the BiLSTM trains on, seen once instead of three times: a
-# budget, not the Transformer's level (MiniLM fine-tuned on all of IMDB reaches about 92% in
-# published results); the `full` profile fine-tunes on all 25,000 for three epochs and scores all
-# 25,000 test reviews.
+# the fine-tuning set is a quarter of the reviews the BiLSTM trains on, seen once instead of three times: a
+# budget, not the Transformer's level. The `full` profile, which this page ran, fine-tunes for
+# three epochs on the 20,000 training reviews left after the validation split (the report used
+# all 25,000) and scores all 25,000 test reviews. That is still below the about 92% that MiniLM
+# fine-tuned on IMDB reaches in published results, and below our BiLSTM. The likely reason is the
+# input: the report's 128 word pieces, where 128 *words* already cut
+# {glue:text}`cut_share:.0%` of the reviews and a review has more word pieces than words; our
+# BiLSTM reads {glue:text}`ours_len:d` words. We have not yet measured how much of the gap a
+# longer input closes (the `MAX_LEN` parameter, which the BiLSTM recipe shares).
 #
 # Fine-tuning ran at {glue:text}`ft_reviews_per_s:.0f` reviews per second on this device, so the
 # report's scale (three epochs over 25,000 reviews) takes about
@@ -1345,7 +1358,8 @@ widgets.interact_manual(
 # report's second BERT run (bert-for-tf2: 85.58% training and 92.03% test accuracy) has no
 # counterpart here. At the `quick` profile the BiLSTM trains
 # on a subset for fewer epochs and the Transformer is fine-tuned on a subset for one epoch (sizes
-# in each section); the `full` profile runs the reports' scale.
+# in each section); the `full` profile runs the reports' scale, except that the Transformer
+# fine-tunes on the 20,000 reviews outside the validation split, not all 25,000.
 
 # %% tags=["hide-input"]
 published = lstm_metrics | ft_metrics
@@ -1363,8 +1377,9 @@ display(lab_report_table("03_text", published))
 #   give {glue:text}`lstm_ours_test_acc:.1%` test accuracy at this run's scale.
 # - A fine-tuned Transformer reaches {glue:text}`ft_test_acc:.1%` on balanced test reviews
 #   here. "Test above train" comes from comparing an epoch-mean, dropout-on training accuracy with
-#   a final, dropout-off test accuracy; the report's 97.6% needs more than that, and its own
-#   checks point to test reviews the network had seen.
+#   a final, dropout-off test accuracy in a short run; trained at the report's scale, ours scores
+#   higher on its training reviews than on the test reviews. The report's 97.6% needs more than
+#   that, and its own checks point to test reviews the network had seen.
 #
 # To rerun with other settings: `dlnotes run 03_text --profile full`, or
 # `dlnotes run 03_text -p FT_EPOCHS 3 -p FT_TRAIN 25000`, or
