@@ -793,9 +793,10 @@ plt.show()
 # out their predictions look like noise. ReLU, sort, permute and sigmoid networks cut the far plane
 # into a few large regions with nearly straight borders, and agree with each other much more than
 # with the rest. The square network's boundary is a conic. An `exp` network overflows far from the
-# data even when it fits (a pale region in its panel, where the logit is not a number and counts as
-# class 0); this run's first `exp` network, whose weights overflowed in training, gives no number
-# on {glue:text}`nonfinite_far_exp:.1%` of the far points.
+# data even when it fits (in a run where it does, a pale region in its panel: the logit is not a
+# number there and counts as class 0); this run's first `exp` network, whose weights overflowed in
+# training and which is therefore not drawn, gives no number on
+# {glue:text}`nonfinite_far_exp:.1%` of the far points.
 #
 # Where the data pins the function down, every nonlinearity that can bend the boundary finds nearly
 # the same one; away from the data each continues in its own way. So the report's reading holds on
