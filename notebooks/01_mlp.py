@@ -1006,9 +1006,10 @@ plt.show()
 # ends at {glue:text}`cmp_small_lr:.2%`; its loss curve (right) falls steadily from the first
 # steps rather than sitting on a plateau, so at this scale we do not see the report's sudden
 # drop there. The sigmoid network with the squared error shows one instead (left): after a few
-# epochs it falls to chance, sits there for about twenty, then starts to climb. Plateaus of that kind are typical of small initial weights and saturating units, where
-# every gradient is tiny until the first units start to specialise; He-initialised ReLU units
-# start in the regime where gradients flow.
+# epochs it falls to chance, sits there for about twenty, then starts to climb. Plateaus of that
+# kind are typical of small initial weights and saturating units, where every gradient is tiny
+# until the first units start to specialise; He-initialised ReLU units start in the regime where
+# gradients flow.
 
 # %% [markdown]
 # ## 3. Softmax regression and a hidden layer on Fashion-MNIST

@@ -1079,8 +1079,8 @@ ft_metrics = publish(
 #
 # Our honest number is {glue:text}`ft_test_acc:.1%` on {glue:text}`ft_test_reviews:,d` balanced
 # test reviews, after fine-tuning on {glue:text}`ft_reviews:,d` reviews. At the `quick` profile
-# the fine-tuning set is a quarter of the reviews the BiLSTM trains on, seen once instead of three times: a
-# budget, not the Transformer's level. The `full` profile, which this page ran, fine-tunes for
+# the fine-tuning set is a quarter of the reviews the BiLSTM trains on, seen once instead of three
+# times: a budget, not the Transformer's level. The `full` profile, which this page ran, fine-tunes for
 # three epochs on the 20,000 training reviews left after the validation split (the report used
 # all 25,000) and scores all 25,000 test reviews. That is still below the about 92% that MiniLM
 # fine-tuned on IMDB reaches in published results, and below our BiLSTM. The likely reason is the
