@@ -13,7 +13,7 @@ def _glued(name, text, prefix="application/papermill.record/"):
     )
 
 
-def test_metrics_from_notebook_keeps_glued_numbers_only():
+def test_metrics_from_notebook_keeps_glued_numbers_only_and_non_finite_as_none():
     cell = new_code_cell("x")
     cell.outputs = [
         _glued("acc", "0.97"),
@@ -22,10 +22,15 @@ def test_metrics_from_notebook_keeps_glued_numbers_only():
         _glued("bad", "np.float64(1.0)"),
         _glued("flag", "True"),
         _glued("loss", "nan"),
+        _glued("peak", "inf"),
+        _glued("low", "-inf"),
+        _glued("word", "'nan'"),
         new_output("stream", text="0.5"),
     ]
     nb = new_notebook(cells=[new_markdown_cell("# t"), cell])
-    assert metrics_from_notebook(nb) == {"acc": 0.97, "n": 12}
+    # a number that overflowed is kept, as None (null in JSON): the run did publish it
+    expected = {"acc": 0.97, "n": 12, "loss": None, "peak": None, "low": None}
+    assert metrics_from_notebook(nb) == expected
 
 
 def test_publish_returns_plain_numbers_and_refuses_text():

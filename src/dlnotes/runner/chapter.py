@@ -72,8 +72,15 @@ def pair_in_sync(py: Path, ipynb: Path) -> bool:
     return no_outputs and _cells(jupytext.read(py)) == _cells(paired)
 
 
-def metrics_from_notebook(notebook) -> dict[str, float]:
-    """Return the glued numbers of an executed notebook as a flat name → number dict."""
+_NOT_FINITE = {"nan", "inf", "-inf"}
+
+
+def metrics_from_notebook(notebook) -> dict[str, float | None]:
+    """Return the glued numbers of an executed notebook as a flat name → number dict.
+
+    A number that is not finite (a loss that overflowed) maps to None, so the metrics JSON still
+    lists every number the chapter published.
+    """
     metrics: dict[str, float] = {}
     for cell in notebook.cells:
         if cell.cell_type != "code":
@@ -83,6 +90,9 @@ def metrics_from_notebook(notebook) -> dict[str, float]:
             if not scrap:
                 continue
             text = output.get("data", {}).get(scrap.get("mime_prefix", "") + "text/plain")
+            if text in _NOT_FINITE:  # repr() of a float that is not a number: no literal for it
+                metrics[scrap["name"]] = None  # JSON has no NaN; null says "published, not finite"
+                continue
             try:
                 value = ast.literal_eval(text) if text is not None else None
             except (ValueError, SyntaxError):
