@@ -446,11 +446,11 @@ plt.show()
 #
 # Each animation plays the snapshots of one network, from its initial weights to the last step
 # (the step counter is in the title): ReLU, sorting, and two of the failures. The explorer after
-# them holds the snapshots of every network: pick an activation and move through its training, or
-# press ▶ to play it.
+# them holds up to 20 snapshots of every network, spread over its training: pick an activation
+# and move through its training, or press ▶ to play it.
 
 # %% tags=["hide-input"]
-# Four GIFs, one row: the explorer below plays every network's snapshots.
+# Four GIFs, one row: the explorer below plays every network's training.
 gallery = [n for n in ("relu", "sort", "sign", "tan") if n in runs]
 gifs = {}
 for name in gallery or names[:4]:
@@ -480,12 +480,18 @@ print(
 # logarithmic axis, the dashed line at the step shown. A curve that stops has left the finite
 # numbers. Everything comes from the snapshots this run stored, so the page needs no kernel: the
 # folded cell below builds a table with one row per snapshot, the boundary as a small PNG, and
-# `explorer` makes it a Vega-Lite chart whose controls pick a row.
+# `explorer` makes it a Vega-Lite chart whose controls pick a row. It keeps at most 20 snapshots
+# of each network, evenly spread, the first and last included (the GIFs above show all of them):
+# every snapshot of every network would weigh more than the whole page may.
 
 
 # %% tags=["hide-input"]
-def snapshot_table(runs, results):
-    """One row per (activation, snapshot): step, accuracy, loss, boundary."""
+def snapshot_table(runs, results, most=20):
+    """One row per (activation, snapshot): step, accuracy, loss, boundary.
+
+    At most `most` snapshots per activation, evenly spread, first and
+    last kept.
+    """
     rows = []
     for name, run in runs.items():
         h = run["history"]
@@ -493,16 +499,19 @@ def snapshot_table(runs, results):
         # are those of the weights shown; the last snapshot is the final model.
         accs = [*h["train_metric"], results.loc[name, "train acc"]]
         losses = [*h["train_loss"], results.loc[name, "train loss"]]
-        for i, step in enumerate(run["frame_steps"]):
+        count = len(run["frame_steps"])
+        kept = np.unique(np.linspace(0, count - 1, min(most, count)).round())
+        for i, frame in enumerate(kept.astype(int)):
+            step = run["frame_steps"][frame]
             rows.append(
                 {"activation": name, "snapshot": i, "step": step,
                  "train_acc": accs[step], "train_loss": losses[step],
-                 "image": boundary_uri(run["frames"][i])}
+                 "image": boundary_uri(run["frames"][frame])}
             )  # fmt: skip
     return pd.DataFrame(rows)
 
 
-def loss_curves(runs, points=150):
+def loss_curves(runs, points=100):
     """Train and test loss of every run at about `points` steps (finite)."""
     parts = []
     for name, run in runs.items():
