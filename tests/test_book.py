@@ -453,6 +453,9 @@ def test_explorers_answer_every_control_offline_in_both_languages(
         box = boxes.nth(b)
         controls = _controls(box)
         assert controls, f"{chapter}: explorer {b} has no controls"
+        # the whole chart is in view: nothing (a legend, the last axis label) behind a scroll bar
+        widths = box.evaluate("e => [e.clientWidth, e.scrollWidth]")
+        assert widths[1] <= widths[0], f"{chapter}: explorer {b} overflows its column: {widths}"
         names = box.locator(".vega-bind-name").all_inner_texts()
         if language == "zh":  # the controls speak the page's language (a symbol, λ or t, stays)
             assert all(re.search(r"[\u4e00-\u9fff]", n) or len(n.strip()) == 1 for n in names), (
