@@ -878,7 +878,7 @@ def scored_each_epoch(X, y, logits_by_epoch):
 clf = SequenceClassifier(hf_model, tokenizer.pad_token_id).to(device)
 ft_idx = fit_idx[
     :FT_TRAIN
-]  # fine-tuning needs no validation split: the report used none
+]  # the reviews outside the validation split; the report used all 25,000
 ft_texts = [imdb.texts["train"][i] for i in ft_idx]
 ft_X = piece_ids(tokenizer, ft_texts, MAX_LEN).to(device)
 ft_y = imdb.labels["train"][ft_idx].to(device)
